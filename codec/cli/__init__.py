@@ -1,0 +1,53 @@
+"""The `codec` command line: one small module per subcommand, dispatched from here.
+
+Every subcommand module exposes ``register(subparsers)``, which adds its parser and sets
+``func`` to a callable taking the parsed arguments and returning an exit code. Errors meant
+for users (:class:`codec.errors.CodecError`, ``OSError``) become one line on stderr and a
+non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from codec.errors import CodecError
+
+# Subcommand modules, in the order `codec --help` lists them.
+_COMMANDS = ("encode", "decode", "info", "models", "eval", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="codec", description="Learned image codec.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"codec.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"codec.cli.{name}":
+                continue  # subcommand not built into this version
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `codec` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("codec: interrupted", file=sys.stderr)
+        return 130
+    except (CodecError, OSError) as err:
+        print(f"codec {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

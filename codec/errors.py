@@ -1,0 +1,13 @@
+"""Exception types raised by the codec; the CLI turns them into one-line messages."""
+
+
+class CodecError(Exception):
+    """Base class of every error the codec reports to users on purpose."""
+
+
+class InputError(CodecError, ValueError):
+    """An input image, file or argument cannot be used (unreadable, too small, bad value...)."""
+
+
+class BitstreamError(CodecError, ValueError):
+    """A compressed file is not valid: wrong magic/version, truncated, CRC mismatch, unknown model."""
