@@ -1,0 +1,121 @@
+"""Shared machinery of our models: variable-rate mean-scale hyperprior coding.
+
+A subclass supplies four transforms: ``g_a`` (image -> latents y), ``g_s`` (latents ->
+image), ``h_a`` (y -> hyper-latents z) and ``h_s`` (z -> scales and means of y, stacked on
+the channel axis). This class adds gain units for variable rate, compressai's
+``EntropyBottleneck`` for z and ``GaussianConditional`` for y, the training forward pass,
+and real compression through :mod:`codec.rangecoder`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models import CompressionModel
+from torch import nn
+
+from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian
+from codec.models.gain import GainUnits
+
+# RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
+# first six of compressai's MSE lambdas.
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+
+
+class VariableRateHyperprior(CompressionModel):
+    """Mean-scale hyperprior with gain units; subclasses define the transforms."""
+
+    #: Input height and width must be multiples of this (total down-sampling to z).
+    pad_multiple: int = 64
+    #: Smallest side accepted before padding (any image is padded up to pad_multiple).
+    min_size: int = 1
+
+    def __init__(self, latent_channels: int, hyper_channels: int, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS) -> None:
+        super().__init__()
+        self.latent_channels = latent_channels
+        self.lambdas = tuple(float(v) for v in lambdas)
+        self.gains = GainUnits(len(self.lambdas), latent_channels)
+        self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
+        self.gaussian_conditional = GaussianConditional(None)
+        self.name = type(self).__name__.lower()
+        self.weights_hash = b"\0" * 8
+
+    # Transforms, defined by subclasses.
+    g_a: nn.Module
+    g_s: nn.Module
+    h_a: nn.Module
+    h_s: nn.Module
+
+    @property
+    def quality_range(self) -> tuple[float, float]:
+        """Accepted qualities: 1 (lowest rate) to the number of trained levels."""
+        return self.gains.quality_range
+
+    def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
+        """RD trade-off of a (fractional) quality: geometric interpolation of the levels."""
+        table = torch.tensor(self.lambdas, dtype=torch.float32, device=quality.device).log()
+        pos = (quality.float() - 1).clamp(0, len(self.lambdas) - 1)
+        lower = pos.floor().long().clamp(max=len(self.lambdas) - 1)
+        upper = (lower + 1).clamp(max=len(self.lambdas) - 1)
+        frac = pos - lower.float()
+        return (table[lower] * (1 - frac) + table[upper] * frac).exp()
+
+    def _hyper_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scales, means = self.h_s(z_hat).chunk(2, dim=1)
+        return scales, means
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        """Training pass with additive-noise likelihoods; ``quality`` is one per sample.
+
+        The synthesis sees rounded latents (straight-through gradient), as at test time.
+        """
+        y = self.g_a(x) * self.gains.gain(quality)
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales, means = self._hyper_parameters(z_hat)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y_hat = y + (torch.round(y - means) + means - y).detach()
+        x_hat = self.g_s(y_hat * self.gains.inverse_gain(quality))
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an image batch [B, 3, H, W], got shape {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % self.pad_multiple or w % self.pad_multiple:
+            raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {h}x{w}")
+
+    @torch.inference_mode()
+    def compress(self, x: torch.Tensor, quality: float) -> dict:
+        """Encode a batch [B, 3, H, W] in [0, 1] to one y and one z stream per image."""
+        self._check_input(x)
+        y = self.g_a(x) * self.gains.gain(quality)
+        z = self.h_a(y)
+        z_strings = encode_bottleneck(self.entropy_bottleneck, z)
+        z_hat = decode_bottleneck(self.entropy_bottleneck, z_strings, tuple(z.shape[-2:])).to(z.device)
+        scales, means = self._hyper_parameters(z_hat)
+        y_strings = encode_gaussian(self.gaussian_conditional, y, scales, means)
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
+
+    @torch.inference_mode()
+    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], quality: float) -> dict:
+        """Decode what :meth:`compress` wrote; returns ``{"x_hat": [B, 3, H, W]}`` (unclamped)."""
+        if len(strings) != 2 or len(strings[0]) != len(strings[1]):
+            raise ValueError("strings must be [y_streams, z_streams] of equal length")
+        device = self.gains.log_gain.device
+        z_hat = decode_bottleneck(self.entropy_bottleneck, list(strings[1]), tuple(shape)).to(device)
+        scales, means = self._hyper_parameters(z_hat)
+        y_hat = decode_gaussian(self.gaussian_conditional, list(strings[0]), scales, means).to(device)
+        return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}
+
+
+def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, quality: torch.Tensor) -> dict:
+    """Per-sample RD loss ``lambda(q) * 255^2 * MSE + bpp``, averaged over the batch."""
+    out = model(x, quality)
+    num_pixels = x.shape[-2] * x.shape[-1]
+    bits = sum(l.clamp_min(1e-9).log().flatten(1).sum(1) for l in out["likelihoods"].values()) / -math.log(2)
+    bpp = bits / num_pixels
+    mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
+    loss = (model.lmbda(quality) * 255**2 * mse + bpp).mean()
+    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "x_hat": out["x_hat"]}

@@ -1,0 +1,87 @@
+"""WaLLoC-style wavelet-sandwiched autoencoder with a mean-scale hyperprior.
+
+Image -> wavelet packet analysis (J levels, 3 * 4**J channels at 1/2**J resolution) -> a
+linear 1x1 encoder to C latent channels -> entropy coding -> a decoder of residual
+convolution blocks at latent resolution -> wavelet packet synthesis. The encoder is a
+single linear map per 2**J x 2**J block (cheap, as on a sensor or phone), the decoder
+carries the non-linearity.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from codec.models.base import DEFAULT_LAMBDAS, VariableRateHyperprior
+from codec.transforms import WaveletPacket2D
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 -> LeakyReLU -> conv3x3, added to the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class WaveletDecoder(nn.Module):
+    """Latents -> wavelet coefficients: a linear path plus a residual-block path."""
+
+    def __init__(self, latent_channels: int, coefficient_channels: int, channels: int, blocks: int) -> None:
+        super().__init__()
+        self.linear = nn.Conv2d(latent_channels, coefficient_channels, 1)
+        self.body = nn.Sequential(
+            nn.Conv2d(latent_channels, channels, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            *[ResidualBlock(channels) for _ in range(blocks)],
+            nn.Conv2d(channels, coefficient_channels, 1),
+        )
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.linear(y) + self.body(y)
+
+
+class WaLLoC(VariableRateHyperprior):
+    """Wavelet packet -> linear encoder -> hyperprior -> residual decoder -> inverse WPT."""
+
+    def __init__(
+        self,
+        latent_channels: int = 24,
+        levels: int = 3,
+        wavelet: str = "bior4.4",
+        decoder_channels: int = 96,
+        decoder_blocks: int = 3,
+        hyper_channels: int = 64,
+        z_channels: int = 32,
+        lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
+    ) -> None:
+        super().__init__(latent_channels, z_channels, lambdas)
+        self.name = "walloc"
+        self.wpt = WaveletPacket2D(wavelet, levels)
+        coefficients = 3 * 4**levels
+        self.pad_multiple = self.wpt.factor * 4  # two stride-2 hyper layers below y
+        self.encoder = nn.Conv2d(coefficients, latent_channels, 1)
+        self.decoder = WaveletDecoder(latent_channels, coefficients, decoder_channels, decoder_blocks)
+        act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        self.h_a = nn.Sequential(
+            nn.Conv2d(latent_channels, hyper_channels, 3, padding=1), act(),
+            nn.Conv2d(hyper_channels, hyper_channels, 5, stride=2, padding=2), act(),
+            nn.Conv2d(hyper_channels, z_channels, 5, stride=2, padding=2),
+        )
+        self.h_s = nn.Sequential(
+            nn.ConvTranspose2d(z_channels, hyper_channels, 5, stride=2, padding=2, output_padding=1), act(),
+            nn.ConvTranspose2d(hyper_channels, hyper_channels, 5, stride=2, padding=2, output_padding=1), act(),
+            nn.Conv2d(hyper_channels, 2 * latent_channels, 3, padding=1),
+        )
+
+    def g_a(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.wpt.analysis(x - 0.5))
+
+    def g_s(self, y: torch.Tensor) -> torch.Tensor:
+        return self.wpt.synthesis(self.decoder(y)) + 0.5

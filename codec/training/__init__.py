@@ -1,0 +1,1 @@
+"""Training support: image data in memory, random crops, checkpoints."""
