@@ -3,13 +3,17 @@
 
     python tools/train.py train --config configs/walloc.json --data ../shared/data/train --out runs/walloc
     python tools/train.py train ... --resume            # continue from runs/walloc/last.pt
+    torchrun --nproc_per_node=8 tools/train.py train --config ... --device cuda --amp
     python tools/train.py export runs/walloc/last.pt codec/zoo/weights/walloc.safetensors
 
 Loss: lambda(q) * 255^2 * MSE + bpp with one quality q per sample drawn uniformly from the
 model's continuous quality range (so every fractional quality is trained), Adam, and
 compressai's auxiliary loss for the entropy bottleneck's quantiles on its own optimiser.
-Checkpoints hold model, optimisers, scheduler, step and RNG states, so a resumed run
-continues exactly. Validation codes held-out training images to real bitstreams.
+Checkpoints hold model, optimisers, scheduler, step and RNG states, and the data schedule
+is a function of the step, so a resumed run continues exactly. Validation codes held-out
+training images to real bitstreams. Under torchrun every process trains on its own share
+of each epoch (DistributedSampler) and DistributedDataParallel averages the gradients;
+rank 0 validates, logs and writes checkpoints.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from codec.errors import CodecError  # noqa: E402
 from codec.models import rd_loss  # noqa: E402
 from codec.models.weights import build_model, save_weights  # noqa: E402
-from codec.training.data import CropSampler, list_images, split_holdout  # noqa: E402
+from codec.training.data import list_images, split_holdout  # noqa: E402
 
 
 def load_config(path: str) -> dict:
@@ -101,90 +105,173 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+class Distributed:
+    """Process-group facts: single process by default, torchrun's environment otherwise."""
+
+    def __init__(self, device: str) -> None:
+        import torch.distributed as dist
+
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device == "cuda":
+            if not torch.cuda.is_available():
+                raise CodecError("--device cuda was asked for, but CUDA is not available")
+            torch.cuda.set_device(local_rank)
+            self.device = torch.device("cuda", local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.world_size > 1:
+            dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        self.is_main = self.rank == 0
+
+    def all_reduce_mean(self, params) -> None:
+        """Average gradients of parameters that DDP does not manage."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            for p in params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world_size
+
+    def close(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def load_checkpoint(path: Path, config: dict) -> dict:
+    """Read a checkpoint and check it belongs to this architecture and model config."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
+        raise CodecError(f"cannot read checkpoint {path}: {err}") from None
+    if state.get("architecture") != config["architecture"] or state.get("model_config") != config["model"]:
+        raise CodecError(f"checkpoint {path} is of another model or config "
+                         f"({state.get('architecture')}: {state.get('model_config')}); use a new --out")
+    return state
+
+
 def train(args: argparse.Namespace) -> int:
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from codec.training.data import BatchSchedule, CropDataset, load_images
+
     config = load_config(args.config)
     t = config["train"]
     if args.steps:
         t["steps"] = args.steps
+    out = Path(args.out)
+    ckpt_path = out / "last.pt"
+    # Every check of the inputs comes before any training starts.
+    files = list_images(args.data)
+    train_files, holdout_files = split_holdout(files, t.get("holdout", 8))
+    state = load_checkpoint(ckpt_path, config) if args.resume and ckpt_path.exists() else None
+    if args.resume and state is None:
+        print(f"no checkpoint at {ckpt_path}: starting from scratch")
+
+    ctx = Distributed(args.device)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "last.pt"
-
-    model = build_model(config["architecture"], config["model"])
+    model = build_model(config["architecture"], config["model"]).to(ctx.device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer, aux_optimizer, scheduler = make_optimizers(model, t)
-    rng = np.random.Generator(np.random.PCG64(args.seed))
     step = 0
-    if args.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state["architecture"] != config["architecture"] or state["model_config"] != config["model"]:
-            raise CodecError(f"checkpoint {ckpt_path} is of another model/config; use a new --out")
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+        if ctx.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], ctx.device)
         step = state["step"]
-        print(f"resumed from {ckpt_path} at step {step}")
+        if ctx.is_main:
+            print(f"resumed from {ckpt_path} at step {step}")
+    net = model
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    if ctx.world_size > 1:
+        # The bottleneck quantiles only see the auxiliary loss: DDP skips them, we average them.
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, [n for n, _ in model.named_parameters() if n.endswith(".quantiles")])
+        net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
-    files = list_images(args.data)
-    train_files, holdout_files = split_holdout(files, t.get("holdout", 8))
-    sampler = CropSampler(train_files, t["crop"])
-    if sampler.skipped:
-        print(f"skipped {len(sampler.skipped)} unreadable or small images: {', '.join(sampler.skipped[:5])}")
-    holdout = CropSampler(holdout_files, 64, progress=False).images
+    images, skipped = load_images(train_files, t["crop"], progress=ctx.is_main)
+    if skipped and ctx.is_main:
+        print(f"skipped {len(skipped)} unreadable or small images: {', '.join(skipped[:5])}")
+    holdout, _ = load_images(holdout_files, 64, progress=False) if ctx.is_main else ([], [])
+    schedule = BatchSchedule(len(images), t["batch_size"], start_step=step, total_steps=t["steps"],
+                             rank=ctx.rank, world_size=ctx.world_size, seed=args.seed)
+    loader = DataLoader(CropDataset(images, t["crop"], seed=args.seed), batch_sampler=schedule,
+                        num_workers=args.workers, pin_memory=ctx.device.type == "cuda",
+                        persistent_workers=args.workers > 0,
+                        generator=torch.Generator().manual_seed(args.seed))  # leaves the global RNG alone
     qmin, qmax = model.quality_range
+    use_amp = args.amp and ctx.device.type == "cuda"
 
-    from tqdm import tqdm
-
+    out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.csv"
-    new_log = not log_path.exists()
-    with open(log_path, "a", newline="") as log_file:
-        log = csv.writer(log_file)
-        if new_log:
-            log.writerow(["step", "time", "loss", "bpp", "mse", "aux", "lr", "val"])
-        bar = tqdm(total=t["steps"], initial=step, desc=f"train {config['architecture']}", unit="step")
-        start = time.time()
-        while step < t["steps"]:
-            x = sampler.batch(t["batch_size"], rng)
-            quality = torch.from_numpy(rng.uniform(qmin, qmax, size=x.shape[0]).astype(np.float32))
-            result = rd_loss(model, x, quality)
-            optimizer.zero_grad(set_to_none=True)
-            result["loss"].backward()
-            if t.get("clip_grad"):
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad"])
-            optimizer.step()
-            scheduler.step()
-            aux = model.aux_loss()
-            aux_optimizer.zero_grad(set_to_none=True)
-            aux.backward()
-            aux_optimizer.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{result['loss'].item():.3f}", bpp=f"{result['bpp'].item():.3f}")
-            val = ""
-            if step % t["validate_every"] == 0 or step == t["steps"]:
-                try:
-                    val = json.dumps({str(q): [round(b, 4), round(p, 3)] for q, (b, p) in
-                                      validate(model, holdout, t["validate_qualities"]).items()})
-                except ImportError as err:  # the compiled coder is not built
-                    model.train()
-                    val = f"skipped: {err}"
-                tqdm.write(f"step {step} validation (bpp, PSNR): {val}")
-            if step % 50 == 0 or val:
-                log.writerow([step, round(time.time() - start, 1), result["loss"].item(), result["bpp"].item(),
-                              result["mse"].item(), aux.item(), scheduler.get_last_lr()[0], val])
-                log_file.flush()
-            if step % t["checkpoint_every"] == 0 or step == t["steps"]:
-                save_checkpoint(ckpt_path, {
-                    "architecture": config["architecture"], "model_config": config["model"], "step": step,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                })
-        bar.close()
+    log_file = open(log_path, "a", newline="") if ctx.is_main else None
+    log = csv.writer(log_file) if log_file else None
+    if log and log_path.stat().st_size == 0:
+        log.writerow(["step", "seconds", "loss", "bpp", "mse", "aux", "lr", "validation"])
+    bar = tqdm(total=t["steps"], initial=step, desc=f"train {config['architecture']}", unit="step",
+               disable=not ctx.is_main)
+    start = time.time()
+    for x in loader:
+        x = x.to(ctx.device, non_blocking=True)
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        quality_rng = np.random.default_rng([args.seed, ctx.rank, step])  # a function of the step: exact resume
+        quality = torch.from_numpy(quality_rng.uniform(qmin, qmax, size=x.shape[0]).astype(np.float32)).to(ctx.device)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            result = rd_loss(model, x, quality, net=net)
+        optimizer.zero_grad(set_to_none=True)
+        result["loss"].backward()
+        if t.get("clip_grad"):
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad"])
+        optimizer.step()
+        scheduler.step()
+        aux = model.aux_loss()
+        aux_optimizer.zero_grad(set_to_none=True)
+        aux.backward()
+        ctx.all_reduce_mean(aux_params)
+        aux_optimizer.step()
+        step += 1
+        bar.update(1)
+        if not ctx.is_main:
+            continue
+        bar.set_postfix(loss=f"{result['loss'].item():.3f}", bpp=f"{result['bpp'].item():.3f}")
+        val = ""
+        if step % t["validate_every"] == 0 or step == t["steps"]:
+            try:
+                val = json.dumps({str(q): [round(b, 4), round(p, 3)] for q, (b, p) in
+                                  validate(model, holdout, t["validate_qualities"]).items()})
+            except ImportError as err:  # the compiled coder is not built
+                model.train()
+                val = f"skipped: {err}"
+            tqdm.write(f"step {step} validation {{quality: [bpp, PSNR]}}: {val}")
+        if step % 50 == 0 or val:
+            log.writerow([step, round(time.time() - start, 1), result["loss"].item(), result["bpp"].item(),
+                          result["mse"].item(), aux.item(), scheduler.get_last_lr()[0], val])
+            log_file.flush()
+        if step % t["checkpoint_every"] == 0 or step == t["steps"]:
+            save_checkpoint(ckpt_path, {
+                "architecture": config["architecture"], "model_config": config["model"], "step": step,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(ctx.device)} if ctx.device.type == "cuda" else {}),
+            })
+    bar.close()
+    if log_file:
+        log_file.close()
+    ctx.close()
     return 0
 
 
@@ -207,7 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--steps", type=int, default=0, help="override the config's total steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="CPU threads per process")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (entropy models stay float32)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (helps on GPU)")
     p.set_defaults(func=train)
     p = sub.add_parser("export", help="write shipped safetensors weights from a checkpoint")
     p.add_argument("checkpoint")

@@ -70,11 +70,14 @@ class VariableRateHyperprior(CompressionModel):
 
         The synthesis sees rounded latents (straight-through gradient), as at test time.
         """
-        y = self.g_a(x) * self.gains.gain(quality)
-        z = self.h_a(y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        scales, means = self._hyper_parameters(z_hat)
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y = self.g_a(x).float() * self.gains.gain(quality)
+        z = self.h_a(y).float()
+        # Likelihoods are computed in float32 even under autocast: bf16 is too coarse for rates.
+        with torch.autocast(x.device.type, enabled=False):
+            z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales, means = (t.float() for t in self._hyper_parameters(z_hat))
+        with torch.autocast(x.device.type, enabled=False):
+            _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = y + (torch.round(y - means) + means - y).detach()
         x_hat = self.g_s(y_hat * self.gains.inverse_gain(quality))
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
@@ -110,12 +113,16 @@ class VariableRateHyperprior(CompressionModel):
         return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}
 
 
-def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, quality: torch.Tensor) -> dict:
-    """Per-sample RD loss ``lambda(q) * 255^2 * MSE + bpp``, averaged over the batch."""
-    out = model(x, quality)
+def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, quality: torch.Tensor, net: nn.Module | None = None) -> dict:
+    """Per-sample RD loss ``lambda(q) * 255^2 * MSE + bpp``, averaged over the batch.
+
+    ``net`` runs the forward pass when given (e.g. a DistributedDataParallel wrapper of
+    ``model``); ``model`` supplies the lambdas.
+    """
+    out = (net or model)(x, quality)
     num_pixels = x.shape[-2] * x.shape[-1]
     bits = sum(l.clamp_min(1e-9).log().flatten(1).sum(1) for l in out["likelihoods"].values()) / -math.log(2)
     bpp = bits / num_pixels
-    mse = (out["x_hat"] - x).pow(2).flatten(1).mean(1)
+    mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(1)
     loss = (model.lmbda(quality) * 255**2 * mse + bpp).mean()
     return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "x_hat": out["x_hat"]}
