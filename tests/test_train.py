@@ -1,0 +1,114 @@
+"""The trainer: a tiny run, exact resume, bad-input errors before training, export."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = {"latent_channels": 4, "levels": 2, "decoder_channels": 8, "decoder_blocks": 1,
+              "hyper_channels": 8, "z_channels": 4}
+
+
+def _train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "tools" / "train.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    data = root / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(14):
+        Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(data / f"im{i}.jpg")
+    config = {"architecture": "walloc", "model": TINY_MODEL,
+              "train": {"batch_size": 2, "crop": 64, "steps": 6, "lr": 1e-3, "aux_lr": 1e-3, "holdout": 2,
+                        "checkpoint_every": 3, "validate_every": 100, "validate_qualities": [1]}}
+    config_path = root / "tiny.json"
+    config_path.write_text(json.dumps(config))
+    return root, data, config_path
+
+
+def _state(run: Path) -> dict:
+    return torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+
+
+def test_resume_is_exact(setup):
+    root, data, config = setup
+    common = ["--config", str(config), "--data", str(data), "--threads", "1"]
+    straight = _train("train", *common, "--out", str(root / "a"))
+    assert straight.returncode == 0, straight.stderr
+    assert _train("train", *common, "--out", str(root / "b"), "--steps", "3").returncode == 0
+    resumed = _train("train", *common, "--out", str(root / "b"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    a, b = _state(root / "a"), _state(root / "b")
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    log = (root / "a" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and log[-1].startswith("6,")
+
+
+def test_export_writes_loadable_weights(setup):
+    root, _, _ = setup
+    weights = root / "tiny.safetensors"
+    result = _train("export", str(root / "a" / "last.pt"), str(weights))
+    assert result.returncode == 0, result.stderr
+    from codec.models.weights import load_weights, read_metadata
+
+    assert read_metadata(weights)["architecture"] == "walloc"
+    model = load_weights(weights)
+    assert model.quality_range == (1.0, 6.0)
+    assert model.entropy_bottleneck._quantized_cdf.numel() > 0  # tables shipped with the weights
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "other_config"])
+def test_bad_input_fails_before_training(setup, tmp_path, case):
+    root, data, config = setup
+    out = tmp_path / "run"
+    if case == "missing":
+        args = ["--data", str(tmp_path / "nope"), "--config", str(config)]
+        expected = "not found"
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        args = ["--data", str(tmp_path / "empty"), "--config", str(config)]
+        expected = "no images"
+    elif case == "unreadable":
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        for i in range(4):
+            (bad / f"x{i}.jpg").write_bytes(b"not an image")
+        args = ["--data", str(bad), "--config", str(config)]
+        expected = "readable"
+    else:
+        other = json.loads(config.read_text())
+        other["model"] = dict(TINY_MODEL, latent_channels=6)
+        other_path = tmp_path / "other.json"
+        other_path.write_text(json.dumps(other))
+        out = root / "a"  # a checkpoint of the original config lives here
+        args = ["--data", str(data), "--config", str(other_path), "--resume"]
+        expected = "another model or config"
+    result = _train("train", *args, "--out", str(out), "--threads", "1")
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    if case != "other_config":
+        assert not (out / "last.pt").exists()
+
+
+def test_lr_schedule_warms_up_and_decays():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from train import lr_factor
+
+    assert lr_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert lr_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+    values = [lr_factor(s, 10, 100, 0.1) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
