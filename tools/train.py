@@ -142,6 +142,34 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def seconds_from_log(log_path: Path, upto_step: int) -> float:
+    """Training seconds up to a step, summed over the processes that appended to log.csv."""
+    total = last = 0.0
+    try:
+        with open(log_path, newline="") as f:
+            for row in csv.DictReader(f):
+                if int(row["step"]) > upto_step:
+                    break
+                seconds = float(row.get("seconds") or row.get("time") or 0)
+                if seconds < last:  # a new process started counting from zero
+                    total += last
+                last = seconds
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    return round(total + last, 1)
+
+
+def describe_hardware(ctx: "Distributed") -> str:
+    """A short description of what this run trains on, for the model card."""
+    import platform
+
+    if ctx.device.type == "cuda":
+        what = f"{ctx.world_size} x {torch.cuda.get_device_name(ctx.device)}"
+    else:
+        what = f"CPU ({platform.processor() or platform.machine()}), {ctx.world_size} process(es)"
+    return f"{what}, {torch.get_num_threads()} thread(s) per process"
+
+
 def load_checkpoint(path: Path, config: dict) -> dict:
     """Read a checkpoint and check it belongs to this architecture and model config."""
     try:
@@ -182,6 +210,12 @@ def train(args: argparse.Namespace) -> int:
         model = model.to(memory_format=torch.channels_last)
     optimizer, aux_optimizer, scheduler = make_optimizers(model, t)
     step = 0
+    history = list(state.get("history", [])) if state is not None else []
+    if state is not None and not history:  # checkpoint written before histories were kept
+        history = [{"start_step": 0, "end_step": state["step"], "seconds": seconds_from_log(out / "log.csv", state["step"]),
+                    "hardware": "CPU (earlier segments)", "command": "(reconstructed from log.csv)"}]
+    segment = {"start_step": step, "end_step": step, "seconds": 0.0, "hardware": describe_hardware(ctx),
+               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -191,6 +225,7 @@ def train(args: argparse.Namespace) -> int:
         if ctx.device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], ctx.device)
         step = state["step"]
+        segment["start_step"] = segment["end_step"] = step
         if ctx.is_main:
             print(f"resumed from {ckpt_path} at step {step}")
     net = model
@@ -261,7 +296,9 @@ def train(args: argparse.Namespace) -> int:
                           result["mse"].item(), aux.item(), scheduler.get_last_lr()[0], val])
             log_file.flush()
         if step % t["checkpoint_every"] == 0 or step == t["steps"]:
+            segment.update(end_step=step, seconds=round(time.time() - start, 1))
             save_checkpoint(ckpt_path, {
+                "history": history + [segment], "train_config": t, "data": str(args.data),
                 "architecture": config["architecture"], "model_config": config["model"], "step": step,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -275,12 +312,40 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_model_card(path: Path, state: dict, digest: str) -> None:
+    """A Markdown model card beside the weights: what, how trained, on what, how long."""
+    history = state.get("history", [])
+    t = state.get("train_config", {})
+    total = sum(seg["seconds"] for seg in history)
+    lines = [
+        f"# Model card: {path.stem}", "",
+        f"- Architecture: `{state['architecture']}` with config `{json.dumps(state['model_config'], sort_keys=True)}`",
+        f"- Weights: `{path.name}`, SHA-256 `{digest}`",
+        f"- Training data: `{state.get('data', '?')}` (random {t.get('crop', '?')}px crops with flips; "
+        f"{t.get('holdout', '?')} images held out for validation; never Kodak)",
+        f"- Objective: lambda(q) * 255^2 * MSE + bpp, q uniform over the quality range; Adam "
+        f"(lr {t.get('lr', '?')}, cosine to {t.get('lr_min', '?')}), batch {t.get('batch_size', '?')}; "
+        "compressai auxiliary loss for the bottleneck quantiles",
+        f"- Steps: {state['step']}; training time {total / 60:.1f} min over {len(history)} segment(s)", "",
+        "| steps | minutes | hardware | command |", "| --- | --- | --- | --- |",
+    ]
+    for seg in history:
+        lines.append(f"| {seg['start_step']}-{seg['end_step']} | {seg['seconds'] / 60:.1f} | {seg['hardware']} | "
+                     f"`{seg['command']}` |")
+    lines += ["", "Rate-distortion results on Kodak (real files): see `results/kodak/` and the README.", ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
+
+
 def export(args: argparse.Namespace) -> int:
-    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
+        raise CodecError(f"cannot read checkpoint {args.checkpoint}: {err}") from None
     model = build_model(state["architecture"], state["model_config"])
     model.load_state_dict(state["model"])
     digest = save_weights(model, args.weights, state["architecture"], state["model_config"], {"step": state["step"]})
-    print(f"wrote {args.weights} (step {state['step']}, sha256 {digest[:16]}...)")
+    write_model_card(Path(args.weights), state, digest)
+    print(f"wrote {args.weights} and its model card (step {state['step']}, sha256 {digest[:16]}...)")
     return 0
 
 
