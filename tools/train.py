@@ -295,6 +295,13 @@ def train(args: argparse.Namespace) -> int:
             log.writerow([step, round(time.time() - start, 1), result["loss"].item(), result["bpp"].item(),
                           result["mse"].item(), aux.item(), scheduler.get_last_lr()[0], val])
             log_file.flush()
+        if t.get("snapshot_every") and step % t["snapshot_every"] == 0:
+            # Model-only snapshots, to chart quality against training time afterwards.
+            (out / "snapshots").mkdir(exist_ok=True)
+            elapsed = sum(seg["seconds"] for seg in history) + time.time() - start
+            save_checkpoint(out / "snapshots" / f"step{step:07d}.pt", {
+                "architecture": config["architecture"], "model_config": config["model"], "step": step,
+                "model": model.state_dict(), "train_seconds": round(elapsed, 1)})
         if step % t["checkpoint_every"] == 0 or step == t["steps"]:
             segment.update(end_step=step, seconds=round(time.time() - start, 1))
             save_checkpoint(ckpt_path, {
