@@ -11,3 +11,7 @@ class InputError(CodecError, ValueError):
 
 class BitstreamError(CodecError, ValueError):
     """A compressed file is not valid: wrong magic/version, truncated, CRC mismatch, unknown model."""
+
+
+class ConversionWarning(UserWarning):
+    """An input image was converted before coding (palette, alpha, 16-bit, CMYK...)."""

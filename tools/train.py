@@ -242,6 +242,11 @@ def train(args: argparse.Namespace) -> int:
     holdout, _ = load_images(holdout_files, 64, progress=False) if ctx.is_main else ([], [])
     schedule = BatchSchedule(len(images), t["batch_size"], start_step=step, total_steps=t["steps"],
                              rank=ctx.rank, world_size=ctx.world_size, seed=args.seed)
+    if state is None and hasattr(model, "init_from_data"):
+        # Data-dependent initialisation (same on every rank: fixed sample of crops).
+        init_keys = [(i % len(images), 10**9) for i in range(min(256, 4 * len(images)))]
+        dataset = CropDataset(images, t["crop"], seed=args.seed)
+        model.init_from_data(torch.stack([dataset[k] for k in init_keys]).to(ctx.device))
     loader = DataLoader(CropDataset(images, t["crop"], seed=args.seed), batch_sampler=schedule,
                         num_workers=args.workers, pin_memory=ctx.device.type == "cuda",
                         persistent_workers=args.workers > 0,

@@ -80,6 +80,27 @@ class WaLLoC(VariableRateHyperprior):
             nn.Conv2d(hyper_channels, 2 * latent_channels, 3, padding=1),
         )
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, scale: float = 10.0) -> None:
+        """Start from the KLT: the encoder projects onto the top principal components of the
+        wavelet coefficients of ``x`` (scaled by ``scale``), the decoder's linear path inverts
+        that projection and its residual path starts at zero. Training then begins from a
+        good linear transform code instead of from noise."""
+        coefficients = self.wpt.analysis(x - 0.5)
+        flat = coefficients.permute(0, 2, 3, 1).reshape(-1, coefficients.shape[1]).double()
+        mean = flat.mean(0)
+        covariance = torch.cov((flat - mean).T)
+        _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+        basis = vectors[:, -self.latent_channels:].flip(1).T.float()  # [C, coefficients]
+        mean = mean.float()
+        self.encoder.weight.copy_((scale * basis)[:, :, None, None])
+        self.encoder.bias.copy_(-scale * basis @ mean)
+        self.decoder.linear.weight.copy_((basis.T / scale)[:, :, None, None])
+        self.decoder.linear.bias.copy_(mean)
+        last = self.decoder.body[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.wpt.analysis(x - 0.5))
 

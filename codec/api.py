@@ -1,0 +1,193 @@
+"""Library API: images in, self-describing bitstreams out, and back.
+
+``encode``/``decode`` work on one image (path, PIL image or numpy array);
+``encode_tensor``/``decode_to_tensor`` code whole batches of same-sized tensors for
+evaluation and training code. Every byte string is a complete file (docs/bitstream.md).
+"""
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from codec import bitstream
+from codec.errors import BitstreamError, InputError
+from codec.image_io import load_image
+from codec.models.base import VariableRateHyperprior
+
+_path_models: dict[tuple[str, str], VariableRateHyperprior] = {}
+_lock = threading.Lock()
+
+
+def _check_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but no CUDA GPU is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r}: use 'cpu' or 'cuda'")
+    return dev
+
+
+def resolve_model(model: str | VariableRateHyperprior, device: str = "cpu") -> VariableRateHyperprior:
+    """A shipped model by name, a ``.safetensors`` weights file by path, or a model object."""
+    if isinstance(model, VariableRateHyperprior):
+        return model
+    if not isinstance(model, (str, Path)):
+        raise InputError(f"model must be a name or a weights path, got {type(model).__name__}")
+    dev = _check_device(device)
+    if str(model).endswith(".safetensors"):
+        from codec.models.weights import load_weights
+
+        key = (str(Path(model).resolve()), str(dev))
+        with _lock:
+            if key not in _path_models:
+                loaded = load_weights(model, device=str(dev))
+                loaded.name = Path(model).stem[: bitstream.MAX_NAME]
+                _path_models[key] = loaded
+            return _path_models[key]
+    from codec.models.registry import load_model
+
+    return load_model(str(model), device=str(dev))
+
+
+def _quality(model: VariableRateHyperprior, quality: float | None) -> float:
+    low, high = model.quality_range
+    if quality is None:
+        quality = (low + high) / 2
+    try:
+        quality = float(quality)
+    except (TypeError, ValueError):
+        raise InputError(f"quality must be a number, got {quality!r}") from None
+    if not low <= quality <= high:
+        raise InputError(f"quality {quality:g} outside the range {low:g}..{high:g} of model {model.name!r}")
+    # The header stores float32: code with exactly the value the decoder will read.
+    return struct.unpack("<f", struct.pack("<f", quality))[0]
+
+
+def _default_quality(model: str | VariableRateHyperprior) -> float | None:
+    if isinstance(model, str) and not model.endswith(".safetensors"):
+        from codec.models.registry import model_info
+
+        return model_info(model).default_quality
+    return None
+
+
+def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    h, w = x.shape[-2:]
+    pad_bottom, pad_right = -h % multiple, -w % multiple
+    if pad_bottom or pad_right:
+        x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")
+    return x, pad_right, pad_bottom
+
+
+def encode_tensor(x: torch.Tensor, model: str | VariableRateHyperprior = "walloc", quality: float | None = None,
+                  device: str = "cpu", grayscale: bool = False) -> list[bytes]:
+    """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
+    if quality is None:
+        quality = _default_quality(model)
+    net = resolve_model(model, device)
+    quality = _quality(net, quality)
+    height, width = x.shape[-2:]
+    header = bitstream.Header(net.name, net.weights_hash, quality, width, height,
+                              flags=bitstream.FLAG_GRAYSCALE if grayscale else 0)
+    try:
+        bitstream._validate(header)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    dev = next(net.parameters()).device
+    x = (x.detach().float().clamp(0, 1) * 255).round().div(255).to(dev)
+    x, header.pad_right, header.pad_bottom = _pad(x, net.pad_multiple)
+    with torch.inference_mode():
+        out = net.compress(x, quality)
+    y_strings, z_strings = out["strings"]
+    return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
+
+
+def encode(image: Any, model: str | VariableRateHyperprior = "walloc", quality: float | None = None,
+           device: str = "cpu") -> bytes:
+    """Compress an image (path, PIL image or numpy array) into one file's bytes."""
+    loaded = load_image(image)
+    x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
+    return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale)[0]
+
+
+def _model_for(header: bitstream.Header, model: str | VariableRateHyperprior | None, device: str) -> VariableRateHyperprior:
+    from codec.models.registry import available_models
+
+    if model is None:
+        if header.model not in {info.name for info in available_models()}:
+            raise BitstreamError(f"file was coded with unknown model {header.model!r}; pass its weights file as the model")
+        model = header.model
+    net = resolve_model(model, device)
+    if net.weights_hash != header.weights_hash:
+        raise BitstreamError(
+            f"file was coded with other weights of model {header.model!r} (hash {header.weights_hash.hex()}, "
+            f"installed {net.weights_hash.hex()})")
+    low, high = net.quality_range
+    if not low <= header.quality <= high:
+        raise BitstreamError(f"corrupt header: quality {header.quality:g} outside {low:g}..{high:g}")
+    return net
+
+
+def _decode_group(net: VariableRateHyperprior, header: bitstream.Header, sections: list[list[bytes]]) -> torch.Tensor:
+    if any(len(s) != 2 for s in sections):
+        raise BitstreamError("corrupt file: expected 2 payload sections")
+    padded_h, padded_w = header.height + header.pad_bottom, header.width + header.pad_right
+    if padded_h % net.pad_multiple or padded_w % net.pad_multiple or header.pad_bottom >= net.pad_multiple \
+            or header.pad_right >= net.pad_multiple:
+        raise BitstreamError("corrupt header: padding does not match the model")
+    shape = (padded_h // net.pad_multiple, padded_w // net.pad_multiple)
+    try:
+        with torch.inference_mode():
+            x_hat = net.decompress([[s[1] for s in sections], [s[0] for s in sections]], shape, header.quality)["x_hat"]
+    except ValueError as err:
+        raise BitstreamError(f"corrupt payload: {err}") from None
+    x_hat = x_hat[..., : header.height, : header.width].clamp(0, 1)
+    return (x_hat * 255).round().div(255).cpu()
+
+
+def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | VariableRateHyperprior | None = None) -> torch.Tensor:
+    """Decode files of one image size into a batch ``[B, 3, H, W]`` of 8-bit values in [0, 1]."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError("decode_to_tensor takes a sequence of files; use decode() for one")
+    parsed = [bitstream.unpack(d) for d in data]
+    if not parsed:
+        raise InputError("no files to decode")
+    sizes = {(h.height, h.width) for h, _ in parsed}
+    if len(sizes) != 1:
+        raise InputError(f"files of different image sizes cannot form one batch: {sorted(sizes)}")
+    out: list[torch.Tensor | None] = [None] * len(parsed)
+    groups: dict[tuple, list[int]] = {}
+    for i, (h, _) in enumerate(parsed):
+        groups.setdefault((h.model, h.weights_hash, h.quality, h.pad_right, h.pad_bottom), []).append(i)
+    for members in groups.values():
+        header = parsed[members[0]][0]
+        net = _model_for(header, model, device)
+        batch = _decode_group(net, header, [parsed[i][1] for i in members])
+        for j, i in enumerate(members):
+            out[i] = batch[j]
+    return torch.stack(out)  # type: ignore[arg-type]
+
+
+def decode(data: bytes, device: str = "cpu", model: str | VariableRateHyperprior | None = None) -> Image.Image:
+    """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs)."""
+    header, sections = bitstream.unpack(data)
+    net = _model_for(header, model, device)
+    x_hat = _decode_group(net, header, [sections])[0]
+    rgb = (x_hat * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if header.grayscale:
+        gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        return Image.fromarray(gray)
+    return Image.fromarray(np.ascontiguousarray(rgb))

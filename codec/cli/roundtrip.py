@@ -1,0 +1,56 @@
+"""`codec roundtrip [IMAGE]`: encode and decode an image, print rate and PSNR."""
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+
+from codec.cli._common import add_device, report_conversions, timed
+
+
+def sample_image() -> str:
+    """Path of the bundled sample photograph (public domain, see codec/data/README.md)."""
+    return str(resources.files("codec") / "data" / "astronaut.png")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("roundtrip", help="encode + decode an image and report bpp and PSNR",
+                              description="Encode and decode an image (default: the bundled sample) "
+                                          "and print its file size, bpp, PSNR and timings.")
+    p.add_argument("image", nargs="?", default=None, help="image (default: bundled astronaut.png)")
+    p.add_argument("--model", default="walloc", help="model name or .safetensors file (default walloc)")
+    p.add_argument("--quality", type=float, default=None, help="quality (default: the model's default)")
+    p.add_argument("--save", default=None, metavar="PREFIX", help="also write PREFIX.bin and PREFIX.png")
+    add_device(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from codec.api import decode, encode
+    from codec.bitstream import unpack
+    from codec.image_io import atomic_write, load_image, save_image
+
+    path = args.image or sample_image()
+    with report_conversions("roundtrip"):
+        original = load_image(path)
+        data, t_enc = timed(encode, original.rgb if not original.grayscale else original.rgb[:, :, 0],
+                            model=args.model, quality=args.quality, device=args.device)
+    image, t_dec = timed(decode, data, device=args.device)
+    header, _ = unpack(data)
+    decoded = np.asarray(image.convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((decoded - original.rgb.astype(np.float64)) ** 2))
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+    bpp = len(data) * 8 / (header.width * header.height)
+    print(f"image     {path} ({header.width}x{header.height})")
+    print(f"model     {header.model}, quality {header.quality:g}")
+    print(f"size      {len(data)} bytes = {bpp:.4f} bpp")
+    print(f"PSNR-RGB  {psnr:.2f} dB")
+    print(f"time      encode {t_enc:.2f} s, decode {t_dec:.2f} s")
+    if args.save:
+        atomic_write(args.save + ".bin", lambda tmp: Path(tmp).write_bytes(data))
+        save_image(image, args.save + ".png")
+        print(f"wrote     {args.save}.bin, {args.save}.png")
+    return 0

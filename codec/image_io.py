@@ -1,0 +1,157 @@
+"""Turn what users pass (paths, PIL images, numpy arrays) into 8-bit RGB, and save results.
+
+The codec codes 8-bit RGB. Other inputs are handled explicitly (docs/formats.md):
+
+* grayscale (``L``, ``1``, 16-bit ``I;16``/``I``): coded as RGB with equal channels and
+  decoded back to grayscale; 16-bit samples are reduced to 8 bits with a warning;
+* palette (``P``), ``CMYK``, ``YCbCr``: converted to RGB with a warning (CMYK: no ICC
+  colour management);
+* alpha (``RGBA``, ``LA``, ``PA``): the alpha channel is dropped with a warning (opaque
+  images drop it silently);
+* multi-frame files: the first frame is coded, with a warning;
+* EXIF orientation is applied;
+* floating-point images (mode ``F``, float arrays) and other modes are refused.
+
+Warnings are :class:`codec.errors.ConversionWarning`; errors :class:`codec.errors.InputError`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from codec.errors import ConversionWarning, InputError
+
+_GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+@dataclass
+class LoadedImage:
+    """An image ready to code: HxWx3 uint8 RGB, and whether it was grayscale."""
+
+    rgb: np.ndarray
+    grayscale: bool
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, ConversionWarning, stacklevel=3)
+
+
+def _from_pil(image: Image.Image) -> LoadedImage:
+    if getattr(image, "n_frames", 1) > 1:
+        _warn(f"image has {image.n_frames} frames; only the first is coded")
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        alpha = np.asarray(image.getchannel("A"))
+        if alpha.size and alpha.min() < 255:
+            _warn(f"{mode} image: the alpha channel is not coded and was dropped")
+        image = image.convert({"LA": "L", "La": "L"}.get(mode, "RGB"))
+        mode = image.mode
+    if mode == "P":
+        _warn("palette image converted to RGB")
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        return _from_pil(image) if image.mode == "RGBA" else LoadedImage(np.asarray(image), False)
+    if mode in _GRAY_MODES:
+        return LoadedImage(_gray_to_rgb(np.asarray(image), mode), True)
+    if mode in ("CMYK", "YCbCr"):
+        if mode == "CMYK":
+            _warn("CMYK image converted to RGB (naive conversion, no ICC profile)")
+        image = image.convert("RGB")
+        mode = "RGB"
+    if mode != "RGB":
+        raise InputError(f"unsupported image mode {mode!r}: convert it to 8-bit RGB or grayscale first")
+    return LoadedImage(np.array(image, dtype=np.uint8), False)
+
+
+def _gray_to_rgb(array: np.ndarray, mode: str) -> np.ndarray:
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise InputError(f"{mode} image with samples outside 0..65535 is not supported")
+        _warn(f"{array.dtype.itemsize * 8}-bit samples reduced to 8 bits")
+        array = (array.astype(np.uint32) + 128 >> 8).clip(0, 255).astype(np.uint8)
+    return np.repeat(array[:, :, None], 3, axis=2)
+
+
+def _from_array(array: np.ndarray) -> LoadedImage:
+    if array.dtype.kind == "f":
+        raise InputError("floating-point arrays are not accepted: pass uint8 (or uint16) samples")
+    if array.dtype.kind not in "ub":
+        raise InputError(f"array dtype {array.dtype} not supported: pass uint8 (or uint16) samples")
+    if array.ndim == 2:
+        return LoadedImage(_gray_to_rgb(array, "array"), True)
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise InputError(f"array of shape {array.shape} is not an image: expected HxW, HxWx3 or HxWx4")
+    if array.dtype == np.uint16:
+        _warn("16-bit samples reduced to 8 bits")
+        array = ((array.astype(np.uint32) + 128) >> 8).clip(0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise InputError(f"array dtype {array.dtype} not supported: pass uint8 (or uint16) samples")
+    if array.shape[2] == 1:
+        return LoadedImage(np.repeat(array, 3, axis=2), True)
+    if array.shape[2] == 4:
+        if array[:, :, 3].min(initial=255) < 255:
+            _warn("RGBA array: the alpha channel is not coded and was dropped")
+        array = array[:, :, :3]
+    return LoadedImage(np.ascontiguousarray(array), False)
+
+
+def load_image(source: Any) -> LoadedImage:
+    """Load a path, PIL image or numpy array as 8-bit RGB (see the module docstring)."""
+    if isinstance(source, Image.Image):
+        loaded = _from_pil(source)
+    elif isinstance(source, np.ndarray):
+        loaded = _from_array(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        try:
+            with Image.open(path) as image:
+                image.load()
+                loaded = _from_pil(image)
+        except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+            raise InputError(f"{path}: not a readable image ({err})") from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise InputError(f"{path}: cannot decode image ({err})") from None
+    else:
+        raise InputError(f"cannot code a {type(source).__name__}: pass a path, a PIL image or a numpy array")
+    h, w = loaded.rgb.shape[:2]
+    if h == 0 or w == 0:
+        raise InputError("image is empty (0 pixels)")
+    return loaded
+
+
+def atomic_write(path: str | os.PathLike, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``; on failure no file is left behind."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"output folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_image(image: Image.Image, path: str | os.PathLike) -> None:
+    """Save atomically, in the format the file extension names (PNG when unsure)."""
+    path = Path(path)
+    extension = path.suffix.lower()
+    registered = Image.registered_extensions()
+    if extension not in registered:
+        raise InputError(f"{path}: unknown image extension {extension!r} (use .png, .bmp, .tif, ...)")
+    fmt = registered[extension]
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt))

@@ -1,0 +1,84 @@
+"""Input conversions documented in docs/formats.md."""
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from codec.errors import ConversionWarning, InputError
+from codec.image_io import atomic_write, load_image, save_image
+
+
+def _load_quiet(source):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_image(source)
+    return loaded, [str(w.message) for w in caught if w.category is ConversionWarning]
+
+
+def test_rgb_passes_unchanged(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    for source in (tmp_path / "a.png", str(tmp_path / "a.png"), Image.fromarray(rgb), rgb):
+        loaded, warned = _load_quiet(source)
+        assert np.array_equal(loaded.rgb, rgb) and not loaded.grayscale and not warned
+
+
+def test_grayscale_is_flagged_without_warning():
+    gray = np.arange(30, dtype=np.uint8).reshape(5, 6)
+    loaded, warned = _load_quiet(Image.fromarray(gray))
+    assert loaded.grayscale and loaded.rgb.shape == (5, 6, 3) and np.array_equal(loaded.rgb[:, :, 1], gray)
+    assert not warned
+
+
+def test_sixteen_bit_is_reduced_with_warning():
+    gray = (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)
+    loaded, warned = _load_quiet(gray)
+    assert loaded.grayscale and any("16-bit" in w for w in warned)
+    assert loaded.rgb[2, 3, 0] == round(55000 / 256)
+
+
+def test_alpha_dropped_with_warning_only_when_not_opaque():
+    rgba = np.full((4, 4, 4), 200, dtype=np.uint8)
+    rgba[:, :, 3] = 255
+    assert not _load_quiet(Image.fromarray(rgba, "RGBA"))[1]
+    rgba[0, 0, 3] = 10
+    loaded, warned = _load_quiet(Image.fromarray(rgba, "RGBA"))
+    assert loaded.rgb.shape == (4, 4, 3) and any("alpha" in w for w in warned)
+
+
+def test_palette_and_cmyk_convert_with_warning():
+    palette = Image.new("P", (5, 5), 3)
+    assert any("palette" in w for w in _load_quiet(palette)[1])
+    cmyk = Image.new("CMYK", (5, 5), (0, 255, 0, 0))
+    loaded, warned = _load_quiet(cmyk)
+    assert any("CMYK" in w for w in warned) and tuple(loaded.rgb[0, 0]) == (255, 0, 255)
+
+
+def test_refusals(tmp_path):
+    with pytest.raises(InputError, match="floating-point"):
+        load_image(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InputError, match="mode 'F'"):
+        load_image(Image.new("F", (4, 4)))
+    with pytest.raises(InputError, match="no such file"):
+        load_image(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="not a readable image"):
+        load_image(tmp_path / "bad.png")
+    with pytest.raises(InputError, match="empty"):
+        load_image(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(InputError, match="shape"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    def fail(tmp):
+        open(tmp, "wb").write(b"partial")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "out.bin", fail)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="extension"):
+        save_image(Image.new("RGB", (2, 2)), tmp_path / "out.unknownext")
+    assert list(tmp_path.iterdir()) == []
