@@ -1,0 +1,106 @@
+// Multi-symbol range coder with 16-bit quantized CDF tables (compressai's convention).
+//
+// ---------------------------------------------------------------------------------
+// Coder variant
+// ---------------------------------------------------------------------------------
+// A byte-oriented range coder in the style of LZMA's rc / Subbotin's coder, but with a
+// 64-bit `range` and a 64-bit `low`, and with carries propagated directly into the
+// (in-memory) output buffer instead of through LZMA's cache byte.
+//
+//   state:  low   (uint64) -- lower end of the current interval, the 64 bits below
+//                             the bytes already written
+//           range (uint64) -- width of the current interval, kept in [2^56, 2^64)
+//                             between symbols (initially 2^64 - 1)
+//
+//   encode a symbol with cumulative frequency [start, start + freq) out of 2^16:
+//           r      = range >> 16
+//           low   += r * start          (a wrap-around of `low` past 2^64 is a carry)
+//           range  = r * freq
+//
+//   carry:  the number represented so far is  bytes_written * 2^64 + low.  When the
+//           addition to `low` overflows, 1 is added to the written bytes: trailing 0xFF
+//           bytes become 0x00 and the first non-0xFF byte is incremented. The coded
+//           value always stays below 1.0 (the interval only shrinks inside [0, 1)), so a
+//           carry never runs past the first byte. Amortised cost is O(1) per byte.
+//
+//   renormalisation: while range < 2^56, the top byte of `low` is appended to the
+//           output and low and range are shifted left by 8 bits. After a symbol,
+//           range >= r >= 2^40, so at most two bytes are written per symbol.
+//
+//   precision loss: the interval actually used by a symbol table is r * 2^16 <= range;
+//           the part range - r * 2^16 < 2^16 is wasted, i.e. less than 2^-40 of the
+//           interval -- ~1e-12 bits per symbol, far below any measurable overhead.
+//
+//   flush:  after the last symbol, the shortest byte string B (0 to 8 bytes) such that
+//           B followed by zero bytes lies in [low, low + range) is written. Because
+//           range >= 2^56 this is at most 1 byte.
+//
+//   decoder: mirrors the encoder with `code` = (stream value - low), kept in [0, range):
+//           r = range >> 16;  v = code / r  (v < 2^16 for valid streams);  find s with
+//           cdf[s] <= v < cdf[s+1];  code -= r * cdf[s];  range = r * freq;  then
+//           renormalise, shifting in the next byte (0 past the end of the data).
+//
+// ---------------------------------------------------------------------------------
+// Tables and escape ("bypass") coding
+// ---------------------------------------------------------------------------------
+// Table i is row i of `cdfs` (row stride `stride`), with cdf_lengths[i] = len entries:
+// cdf[0] = 0 < cdf[1] < ... < cdf[len-1] = 65536. It codes symbols 0 .. len-2, and the
+// last one (len-2) is the escape symbol. A value v coded with table i becomes
+// s = v - offsets[i] (int64). If 0 <= s < len-2 the symbol s is coded; otherwise the
+// escape symbol is coded and followed by a raw value in bypass mode:
+//     raw = -2*s - 1          if s < 0          (odd)
+//     raw = 2*(s - (len-2))   if s >= len-2     (even)
+// raw < 2^34, written as  n = number of 4-bit chunks needed (0..9, itself a 4-bit chunk)
+// followed by the n chunks, least significant first. Every 4-bit chunk is coded with the
+// uniform model (r = range >> 4; low += r * chunk; range = r).
+//
+// ---------------------------------------------------------------------------------
+// Hardening
+// ---------------------------------------------------------------------------------
+// The decoder never reads outside [data, data + size): bytes past the end read as 0,
+// and a stream that needs more than 8 such bytes is rejected as truncated (a valid
+// stream needs at most 8). Every loop is bounded: the symbol search by the table length
+// (cdf[len-1] = 65536 > v), the escape by 9 chunks. Impossible states (v >= 2^16, a
+// chunk count > 9, a decoded value outside int32) are reported as errors. Errors are
+// returned as messages (never thrown through, never abort()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace codec_rc {
+
+constexpr int kPrecision = 16;
+constexpr uint32_t kTotal = 1u << kPrecision;  // 65536
+constexpr int kBypassBits = 4;
+constexpr int kMaxBypassChunks = 9;  // raw < 2^34 <= 2^(4*9)
+constexpr int kMaxOverreadBytes = 8;
+
+struct Tables {
+  const int32_t* cdfs = nullptr;     // n_tables x stride, row-major
+  int64_t n_tables = 0;
+  int64_t stride = 0;                // cdfs.shape[1]
+  const int32_t* lengths = nullptr;  // n_tables
+  const int32_t* offsets = nullptr;  // n_tables
+};
+
+// All functions return "" on success or an error message (for a Python ValueError).
+
+// Checks every table: 2 <= len <= stride, cdf[0] == 0, cdf[len-1] == 65536, strictly
+// increasing.
+std::string validate_tables(const Tables& t);
+
+// Checks 0 <= indexes[k] < n_tables for all k.
+std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables);
+
+// Encodes n values; tables and indexes must have been validated.
+std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const Tables& t,
+                   std::vector<uint8_t>& out);
+
+// Decodes n values into out; tables and indexes must have been validated.
+std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n,
+                   const Tables& t, int32_t* out);
+
+}  // namespace codec_rc
