@@ -1,0 +1,69 @@
+"""`codec eval`: rate–distortion evaluation of learned models and classical baselines."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from codec.cli._common import add_device
+
+
+def register(subparsers) -> None:
+    """Add the ``eval`` subcommand."""
+    from codec.evaluation.baselines import BASELINES
+    from codec.evaluation.datasets import CACHE_ENV, DATASETS
+
+    parser = subparsers.add_parser(
+        "eval", help="rate-distortion evaluation against classical codecs",
+        description="Encode every image of DATASET with every codec at every quality, decode it, and "
+                    "measure bpp, PSNR-RGB, MS-SSIM and timings. Writes one CompressAI-format JSON per "
+                    "curve, results.csv, rd.png and bd_rate.md into --out. Resumable: finished points "
+                    "are cached in OUT/cache.jsonl. See docs/evaluation.md.")
+    parser.add_argument("dataset", metavar="DATASET",
+                        help=f"a folder of images, or a named dataset: {', '.join(DATASETS)}")
+    parser.add_argument("--models", default=None, metavar="LIST",
+                        help="comma-separated shipped model names or .safetensors paths (default: the shipped "
+                             "models whose weights exist; '' for none)")
+    parser.add_argument("--baselines", default=None, metavar="LIST",
+                        help=f"comma-separated classical codecs (default: all of {','.join(BASELINES)}; '' for none)")
+    parser.add_argument("--qualities", nargs="+", metavar="SPEC",
+                        help="quality grid override: 'jpeg=10,20,30 walloc=1,2.5,4', or a plain list for all codecs")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: results/<dataset name>)")
+    parser.add_argument("--anchor", default=None, help="BD-rate anchor curve (default: jpeg)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="FILE.json",
+                        help="extra CompressAI-format result JSONs to plot and tabulate")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="worker processes for the classical baselines (default 1)")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help=f"download cache for named datasets (default: ${CACHE_ENV} or ~/.cache/codec/datasets)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; prints the BD-rate table and the skipped items."""
+    from codec.evaluation.pipeline import evaluate, split_names
+
+    out = args.out if args.out is not None else Path("results") / Path(args.dataset).name
+    result = evaluate(
+        args.dataset, out,
+        models=None if args.models is None else split_names(args.models),
+        baselines=None if args.baselines is None else split_names(args.baselines),
+        qualities=args.qualities, anchor=args.anchor, compare=args.compare, jobs=args.jobs,
+        device=args.device, cache_dir=args.cache_dir, progress=False if args.no_progress else None,
+    )
+    outcome = result.outcome
+    print(f"{result.dataset}: {outcome.computed} points computed, {outcome.cached} from the cache; "
+          f"outputs in {out}")
+    print(result.table, end="")
+    nan_images = sorted({r["image"] for r in outcome.rows if r["ms_ssim"] != r["ms_ssim"]})
+    if nan_images:
+        print(f"note: MS-SSIM is NaN for {len(nan_images)} image(s) with a side under 161 px: "
+              f"{', '.join(nan_images)}")
+    if outcome.skipped:
+        print(f"skipped {len(outcome.skipped)} item(s) (also in {out / 'summary.json'}):", file=sys.stderr)
+        for item, reason in outcome.skipped:
+            print(f"  {item}: {reason}", file=sys.stderr)
+    return 0
