@@ -320,3 +320,15 @@ def test_real_tiny_model(folder: Path, tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main(argv) == 0
     assert "0 points computed" in capsys.readouterr().out
+
+
+def test_parallel_jobs_match_serial(folder: Path, tmp_path: Path) -> None:
+    common = ["--models", "", "--baselines", "jpeg", "--qualities", "20,70", "--no-progress"]
+    assert main(["eval", str(folder), *common, "--out", str(tmp_path / "serial")]) == 0
+    assert main(["eval", str(folder), *common, "--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
+
+    def sizes(out: Path) -> dict:
+        with open(out / "results.csv", newline="") as f:
+            return {(r["codec"], r["quality"], r["image"]): (r["bytes"], r["psnr"]) for r in csv.DictReader(f)}
+
+    assert sizes(tmp_path / "serial") == sizes(tmp_path / "parallel") and len(sizes(tmp_path / "serial")) == 4
