@@ -36,8 +36,13 @@ py::array checked(const py::handle& obj, const char* name, int ndim) {
 
 const int32_t* ptr(const py::array& a) { return static_cast<const int32_t*>(a.data()); }
 
+// The tables are copied (with the GIL held) so that the validated tables are exactly
+// the ones used for coding, whatever other threads do to the caller's arrays meanwhile.
+// Indexes are not copied (that would cost a pass over all values); the core re-checks
+// each index as it reads it.
 struct Inputs {
-  py::array indexes, cdfs, lengths, offsets;
+  py::array indexes;
+  std::vector<int32_t> cdfs, lengths, offsets;
   codec_rc::Tables tables;
   int64_t n = 0;
 };
@@ -45,21 +50,24 @@ struct Inputs {
 Inputs check_tables(const py::handle& indexes, const py::handle& cdfs, const py::handle& cdf_lengths, const py::handle& offsets) {
   Inputs in;
   in.indexes = checked(indexes, "indexes", 1);
-  in.cdfs = checked(cdfs, "cdfs", 2);
-  in.lengths = checked(cdf_lengths, "cdf_lengths", 1);
-  in.offsets = checked(offsets, "offsets", 1);
-  const int64_t rows = in.cdfs.shape(0);
-  if (in.lengths.shape(0) != rows) {
-    throw py::value_error("cdf_lengths has " + std::to_string(in.lengths.shape(0)) + " entries but cdfs has " + std::to_string(rows) + " rows");
+  const py::array c = checked(cdfs, "cdfs", 2);
+  const py::array l = checked(cdf_lengths, "cdf_lengths", 1);
+  const py::array o = checked(offsets, "offsets", 1);
+  const int64_t rows = c.shape(0);
+  if (l.shape(0) != rows) {
+    throw py::value_error("cdf_lengths has " + std::to_string(l.shape(0)) + " entries but cdfs has " + std::to_string(rows) + " rows");
   }
-  if (in.offsets.shape(0) != rows) {
-    throw py::value_error("offsets has " + std::to_string(in.offsets.shape(0)) + " entries but cdfs has " + std::to_string(rows) + " rows");
+  if (o.shape(0) != rows) {
+    throw py::value_error("offsets has " + std::to_string(o.shape(0)) + " entries but cdfs has " + std::to_string(rows) + " rows");
   }
-  in.tables.cdfs = ptr(in.cdfs);
+  in.cdfs.assign(ptr(c), ptr(c) + c.size());
+  in.lengths.assign(ptr(l), ptr(l) + rows);
+  in.offsets.assign(ptr(o), ptr(o) + rows);
+  in.tables.cdfs = in.cdfs.data();
   in.tables.n_tables = rows;
-  in.tables.stride = in.cdfs.shape(1);
-  in.tables.lengths = ptr(in.lengths);
-  in.tables.offsets = ptr(in.offsets);
+  in.tables.stride = c.shape(1);
+  in.tables.lengths = in.lengths.data();
+  in.tables.offsets = in.offsets.data();
   in.n = in.indexes.shape(0);
   return in;
 }

@@ -192,6 +192,7 @@ std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, co
   for (int64_t k = 0; k < n; ++k) {
     enc.reserve(32);
     const int32_t idx = indexes[k];
+    if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return "indexes[" + std::to_string(k) + "] is out of range (changed during coding)";
     const int32_t* cdf = t.cdfs + int64_t(idx) * t.stride;
     const int64_t last = int64_t(t.lengths[idx]) - 2;  // escape symbol
     const int64_t s = int64_t(symbols[k]) - int64_t(t.offsets[idx]);
@@ -224,6 +225,7 @@ std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, in
   Decoder dec(data, size);
   for (int64_t k = 0; k < n; ++k) {
     const int32_t idx = indexes[k];
+    if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return "indexes[" + std::to_string(k) + "] is out of range (changed during coding)";
     const int32_t* cdf = t.cdfs + int64_t(idx) * t.stride;
     const int64_t last = int64_t(t.lengths[idx]) - 2;
     if (slot[idx] < 0) {

@@ -95,11 +95,11 @@ std::string validate_tables(const Tables& t);
 // Checks 0 <= indexes[k] < n_tables for all k.
 std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables);
 
-// Encodes n values; tables and indexes must have been validated.
+// Encodes n values; tables must have been validated (each index is checked as read).
 std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const Tables& t,
                    std::vector<uint8_t>& out);
 
-// Decodes n values into out; tables and indexes must have been validated.
+// Decodes n values into out; tables must have been validated (each index is checked).
 std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n,
                    const Tables& t, int32_t* out);
 
