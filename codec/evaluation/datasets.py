@@ -157,6 +157,7 @@ def download(url: str, dest: Path, sha256: str | None = None, desc: str | None =
 def fetch(dataset: Dataset, cache_dir: Path) -> Path:
     """Make sure ``dataset`` is complete in ``cache_dir/<name>`` and return that folder."""
     folder = Path(cache_dir) / dataset.name
+    url = url_of(dataset)
     try:
         if dataset.archive_url:
             return _fetch_archive(dataset, folder)
@@ -166,8 +167,7 @@ def fetch(dataset: Dataset, cache_dir: Path) -> Path:
                 continue
             download(url, dest, sha, desc=f"{dataset.name}/{name}")
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as err:
-        reason = getattr(err, "reason", err)
-        raise InputError(_offline_message(dataset, getattr(err, "url", None) or url_of(dataset), reason)) from None
+        raise InputError(_offline_message(dataset, url, getattr(err, "reason", err))) from None
     return folder
 
 
