@@ -1,0 +1,132 @@
+"""Library API: round trips on odd sizes, grayscale, errors, determinism."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import codec
+from codec import api, bitstream
+from codec.errors import BitstreamError, InputError
+from codec.models.registry import model_info
+
+SHIPPED = [name for name in ("walloc", "hyperprior") if model_info(name).weights_exist]
+
+
+def _image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
+    return np.clip(base + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(17, 33), (1, 1), (64, 96)])
+def test_round_trip_odd_sizes(tiny_weights, size):
+    data = codec.encode(_image(*size), model=str(tiny_weights), quality=2.5)
+    header, _ = bitstream.unpack(data)
+    assert (header.height, header.width) == size and header.quality == 2.5
+    assert (header.height + header.pad_bottom) % 32 == 0 and (header.width + header.pad_right) % 32 == 0
+    image = codec.decode(data, model=str(tiny_weights))
+    assert image.mode == "RGB" and image.size == (size[1], size[0])
+
+
+def test_grayscale_comes_back_grayscale(tiny_weights):
+    gray = _image(20, 24)[:, :, 0]
+    image = codec.decode(codec.encode(Image.fromarray(gray), model=str(tiny_weights)), model=str(tiny_weights))
+    assert image.mode == "L" and image.size == (24, 20)
+
+
+def test_decode_matches_the_model(tiny_weights):
+    """Decoding the file gives the model's own reconstruction of the rounded latents."""
+    x = torch.from_numpy(_image(32, 64)).permute(2, 0, 1)[None].float() / 255
+    net = api.resolve_model(str(tiny_weights))
+    data = api.encode_tensor(x, str(tiny_weights), quality=4)
+    decoded = api.decode_to_tensor(data, model=str(tiny_weights))
+    with torch.inference_mode():
+        y = net.g_a(x) * net.gains.gain(4.0)
+        z_hat = net.entropy_bottleneck.quantize(net.h_a(y), "dequantize", net.entropy_bottleneck._get_medians())
+        scales, means = net._hyper_parameters(z_hat)
+        y_hat = torch.round(y - means) + means
+        expected = (net.g_s(y_hat * net.gains.inverse_gain(4.0)).clamp(0, 1) * 255).round() / 255
+    assert torch.allclose(decoded, expected, atol=1.5 / 255)
+
+
+def test_batch_path_equals_single_images(tiny_weights):
+    images = [_image(32, 32, seed) for seed in range(3)]
+    batch = torch.stack([torch.from_numpy(i).permute(2, 0, 1) for i in images]).float() / 255
+    files = api.encode_tensor(batch, str(tiny_weights), quality=3)
+    assert files == [codec.encode(i, model=str(tiny_weights), quality=3) for i in images]
+    assert api.decode_to_tensor(files, model=str(tiny_weights)).shape == (3, 3, 32, 32)
+
+
+def test_rate_rises_with_quality(tiny_weights):
+    sizes = [len(codec.encode(_image(64, 64), model=str(tiny_weights), quality=q)) for q in (1, 3.5, 6)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_bad_arguments(tiny_weights):
+    with pytest.raises(InputError, match="quality"):
+        codec.encode(_image(8, 8), model=str(tiny_weights), quality=99)
+    with pytest.raises(InputError, match="quality"):
+        codec.encode(_image(8, 8), model=str(tiny_weights), quality="high")
+    with pytest.raises(Exception, match="unknown model"):
+        codec.encode(_image(8, 8), model="no-such-model")
+    with pytest.raises(InputError, match="device"):
+        codec.encode(_image(8, 8), model=str(tiny_weights), device="tpu")
+
+
+def test_corrupt_files_raise_bitstream_errors(tiny_weights):
+    data = codec.encode(_image(32, 32), model=str(tiny_weights))
+    for bad in (data[:-1], data[:10], b"", b"PNG" + data, data + b"x"):
+        with pytest.raises(BitstreamError):
+            codec.decode(bad, model=str(tiny_weights))
+    with pytest.raises(BitstreamError, match="unknown model"):
+        codec.decode(data)  # "tiny" does not ship
+
+
+def test_other_weights_are_detected(tiny_weights, tmp_path):
+    from codec.models.weights import build_model, save_weights
+    from conftest import TINY_WALLOC
+
+    torch.manual_seed(1)
+    other = tmp_path / "tiny.safetensors"
+    save_weights(build_model("walloc", TINY_WALLOC), other, architecture="walloc", config=TINY_WALLOC)
+    data = codec.encode(_image(32, 32), model=str(tiny_weights))
+    with pytest.raises(BitstreamError, match="other weights"):
+        codec.decode(data, model=str(other))
+
+
+_DETERMINISM = """
+import sys, hashlib, torch, numpy as np, codec
+torch.set_num_threads(int(sys.argv[1]))
+rng = np.random.default_rng(0)
+image = rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)
+print(hashlib.sha256(codec.encode(image, model=sys.argv[2], quality=3.3)).hexdigest())
+"""
+
+
+def test_encoding_is_deterministic_across_runs_and_threads(tiny_weights):
+    digests = {
+        subprocess.run([sys.executable, "-c", _DETERMINISM, str(threads), str(tiny_weights)],
+                       capture_output=True, text=True, check=True).stdout.strip()
+        for threads in (1, 2, 1)
+    }
+    assert len(digests) == 1
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_quality(name):
+    """The shipped models code the bundled sample at a sensible rate and fidelity."""
+    from codec.cli.roundtrip import sample_image
+    from codec.image_io import load_image
+
+    original = load_image(sample_image()).rgb.astype(np.float64)
+    bpps, psnrs = [], []
+    for q in model_info(name).quality_range:
+        data = codec.encode(sample_image(), model=name, quality=q)
+        decoded = np.asarray(codec.decode(data), dtype=np.float64)
+        bpps.append(len(data) * 8 / original[:, :, 0].size)
+        psnrs.append(10 * np.log10(255**2 / np.mean((decoded - original) ** 2)))
+    assert bpps[0] < bpps[1] and psnrs[0] < psnrs[1]
+    assert psnrs[1] > 28 and bpps[0] < 0.5
