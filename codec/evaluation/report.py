@@ -99,11 +99,19 @@ def load_external(path: Path) -> Curve:
                  [ms[i] for i in order] if ms else [], external=True)
 
 
+def _readable(path: str) -> None:
+    """Give a mkstemp file (mode 0600) the usual permissions allowed by the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _atomic_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+        _readable(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -159,6 +167,7 @@ def plot(curves: list[Curve], path: Path, metric: str = "psnr", title: str = "")
     os.close(fd)
     try:
         fig.savefig(tmp)
+        _readable(tmp)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
