@@ -43,6 +43,7 @@ def save_weights(model: VariableRateHyperprior, path: str | os.PathLike, archite
     os.close(fd)
     try:
         save_file(state, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped weights must be world-readable
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

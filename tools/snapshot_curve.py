@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Kodak BD-rate of a training run's snapshots against training time.
+
+    python tools/snapshot_curve.py runs/walloc --anchor results/kodak/jpeg.json \
+        --data ../shared/data/kodak --out results/kodak/training_walloc
+
+Each model-only snapshot (``RUN/snapshots/stepNNNNNNN.pt``, written by ``tools/train.py``
+every ``snapshot_every`` steps) is exported to safetensors in a temporary folder, every
+image of DATA is coded to real files at the given qualities, and the mean bpp / PSNR-RGB
+curve is compared with the anchor curve (a CompressAI-format JSON, e.g. the JPEG curve of
+``codec eval``) by Bjøntegaard delta rate. Writes OUT.csv and OUT.png.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from codec import api  # noqa: E402
+from codec.evaluation.bd import bd_rate  # noqa: E402
+from codec.models.weights import build_model, save_weights  # noqa: E402
+from codec.training.data import list_images  # noqa: E402
+
+
+def rd_point(weights: Path, images: list[np.ndarray], quality: float) -> tuple[float, float]:
+    """Mean bpp and mean PSNR-RGB of real files over ``images``."""
+    bpps, psnrs = [], []
+    for rgb in images:
+        data = api.encode(rgb, model=str(weights), quality=quality)
+        decoded = np.asarray(api.decode(data, model=str(weights)), dtype=np.float64)
+        bpps.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
+        psnrs.append(10 * np.log10(255**2 / np.mean((decoded - rgb) ** 2)))
+    return float(np.mean(bpps)), float(np.mean(psnrs))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="training run folder with snapshots/")
+    p.add_argument("--anchor", required=True, help="CompressAI-format JSON of the anchor curve")
+    p.add_argument("--data", default="../shared/data/kodak")
+    p.add_argument("--qualities", default="1,2.5,4,6")
+    p.add_argument("--out", required=True, help="output prefix (OUT.csv, OUT.png)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    from PIL import Image
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    anchor = json.loads(Path(args.anchor).read_text())["results"]
+    qualities = [float(q) for q in args.qualities.split(",")]
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in list_images(args.data)]
+    snapshots = sorted((Path(args.run) / "snapshots").glob("step*.pt"))
+    if not snapshots:
+        print(f"no snapshots in {args.run}/snapshots", file=sys.stderr)
+        return 1
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in tqdm(snapshots, desc="snapshots"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = build_model(state["architecture"], state["model_config"])
+            model.load_state_dict(state["model"])
+            weights = Path(tmp) / f"{path.stem}.safetensors"
+            save_weights(model, weights, state["architecture"], state["model_config"])
+            points = [rd_point(weights, images, q) for q in qualities]
+            bpp, psnr = (list(v) for v in zip(*points))
+            rate, why = bd_rate(anchor["bpp"], anchor["psnr-rgb"], bpp, psnr)
+            rows.append({"step": state["step"], "train_minutes": round(state["train_seconds"] / 60, 1),
+                         "bd_rate_vs_anchor": round(rate, 2) if rate is not None else why,
+                         "bpp": ";".join(f"{b:.4f}" for b in bpp), "psnr": ";".join(f"{s:.3f}" for s in psnr)})
+            tqdm.write(str(rows[-1]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    valid = [r for r in rows if not isinstance(r["bd_rate_vs_anchor"], str)]
+    ax.plot([r["train_minutes"] for r in valid], [r["bd_rate_vs_anchor"] for r in valid], "o-")
+    ax.set_xlabel("training time (minutes, CPU)")
+    ax.set_ylabel(f"Kodak BD-rate vs {Path(args.anchor).stem} (%)")
+    ax.set_title(f"{Path(args.run).name}: rate saving against training time")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
