@@ -30,7 +30,10 @@ def test_encode_info_decode(tmp_path, photo, tiny_weights):
     assert Image.open(tmp_path / "back.png").size == (50, 40)
 
 
-def test_errors_are_one_line_and_leave_no_file(tmp_path, photo, tiny_weights):
+def test_errors_are_one_line_and_leave_no_file(tmp_path, photo, tiny_weights, capsys):
+    """In process (fast): exit status 1, one stderr line, no file written."""
+    from codec.cli import main
+
     (tmp_path / "junk.bin").write_bytes(b"\x89LIC" + b"\x00" * 40)
     cases = [
         ("decode", tmp_path / "junk.bin", tmp_path / "x.png"),
@@ -40,10 +43,17 @@ def test_errors_are_one_line_and_leave_no_file(tmp_path, photo, tiny_weights):
         ("info", tmp_path / "junk.bin"),
     ]
     for args in cases:
-        out = _codec(*args)
-        assert out.returncode == 1, (args, out.stdout, out.stderr)
-        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert main([str(a) for a in args]) == 1, args
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and err.startswith(f"codec {args[0]}: error:"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.bin", "photo.png"]
+
+
+def test_error_by_subprocess_has_no_traceback(tmp_path):
+    (tmp_path / "junk.bin").write_bytes(b"not a codec file")
+    out = _codec("decode", tmp_path / "junk.bin", tmp_path / "x.png")
+    assert out.returncode == 1 and out.stderr.strip() == "codec decode: error: not a codec file (wrong magic number)"
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_conversion_warning_for_rgba(tmp_path, tiny_weights):
@@ -54,12 +64,19 @@ def test_conversion_warning_for_rgba(tmp_path, tiny_weights):
     assert out.returncode == 0 and "warning: RGBA image: the alpha channel" in out.stderr
 
 
-def test_models_lists_both():
-    out = _codec("models")
-    assert out.returncode == 0 and "walloc" in out.stdout and "hyperprior" in out.stdout
+def test_models_lists_both(capsys):
+    from codec.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "walloc" in out and "hyperprior" in out and "1-6" in out
 
 
-def test_help_lists_subcommands():
-    out = _codec("--help")
-    for command in ("encode", "decode", "info", "models", "roundtrip"):
-        assert command in out.stdout
+def test_help_lists_subcommands(capsys):
+    from codec.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("encode", "decode", "info", "models", "roundtrip", "eval"):
+        assert command in out
