@@ -8,7 +8,8 @@ Each model-only snapshot (``RUN/snapshots/stepNNNNNNN.pt``, written by ``tools/t
 every ``snapshot_every`` steps) is exported to safetensors in a temporary folder, every
 image of DATA is coded to real files at the given qualities, and the mean bpp / PSNR-RGB
 curve is compared with the anchor curve (a CompressAI-format JSON, e.g. the JPEG curve of
-``codec eval``) by Bjøntegaard delta rate. Writes OUT.csv and OUT.png.
+``codec eval``) by Bjøntegaard delta rate. Writes OUT.csv and OUT.png; steps already in
+OUT.csv are not measured again, so the tool can be re-run as snapshots appear.
 """
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ def rd_point(weights: Path, images: list[np.ndarray], quality: float) -> tuple[f
     return float(np.mean(bpps)), float(np.mean(psnrs))
 
 
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", help="training run folder with snapshots/")
@@ -61,10 +69,18 @@ def main() -> int:
     if not snapshots:
         print(f"no snapshots in {args.run}/snapshots", file=sys.stderr)
         return 1
+    out = Path(args.out)
     rows = []
+    if out.with_suffix(".csv").exists():  # resumable: keep what an earlier call measured
+        with open(out.with_suffix(".csv"), newline="") as f:
+            rows = [{**r, "step": int(r["step"]), "train_minutes": float(r["train_minutes"]),
+                     "bd_rate_vs_anchor": _number(r["bd_rate_vs_anchor"])} for r in csv.DictReader(f)]
+    done = {r["step"] for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
         for path in tqdm(snapshots, desc="snapshots"):
             state = torch.load(path, map_location="cpu", weights_only=True)
+            if state["step"] in done:
+                continue
             model = build_model(state["architecture"], state["model_config"])
             model.load_state_dict(state["model"])
             weights = Path(tmp) / f"{path.stem}.safetensors"
@@ -76,7 +92,7 @@ def main() -> int:
                          "bd_rate_vs_anchor": round(rate, 2) if rate is not None else why,
                          "bpp": ";".join(f"{b:.4f}" for b in bpp), "psnr": ";".join(f"{s:.3f}" for s in psnr)})
             tqdm.write(str(rows[-1]))
-    out = Path(args.out)
+    rows.sort(key=lambda r: r["step"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
