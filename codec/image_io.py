@@ -17,7 +17,6 @@ Warnings are :class:`codec.errors.ConversionWarning`; errors :class:`codec.error
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from codec.errors import ConversionWarning, InputError
+from codec.fileio import atomic_write
 
 _GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I"}
 
@@ -128,22 +128,6 @@ def load_image(source: Any) -> LoadedImage:
     if h == 0 or w == 0:
         raise InputError("image is empty (0 pixels)")
     return loaded
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on failure no file is left behind."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(f"output folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_image(image: Image.Image, path: str | os.PathLike) -> None:

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from codec.errors import ConversionWarning, InputError
-from codec.image_io import atomic_write, load_image, save_image
+from codec.fileio import atomic_write
+from codec.image_io import load_image, save_image
 
 
 def _load_quiet(source):
@@ -82,3 +83,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(InputError, match="extension"):
         save_image(Image.new("RGB", (2, 2)), tmp_path / "out.unknownext")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "out.bin", lambda tmp: open(tmp, "wb").write(b"x"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from codec.api import encode
     from codec.bitstream import unpack
-    from codec.image_io import atomic_write
+    from codec.fileio import atomic_write
 
     check_output(args.input, args.output)
     with report_conversions("encode"):

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     from codec.api import decode, encode
     from codec.bitstream import unpack
-    from codec.image_io import atomic_write, load_image, save_image
+    from codec.fileio import atomic_write
+    from codec.image_io import load_image, save_image
 
     path = args.image or sample_image()
     with report_conversions("roundtrip"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
+from codec.fileio import atomic_write
 
 #: File name suffixes treated as images when scanning a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
@@ -129,13 +130,10 @@ def download(url: str, dest: Path, sha256: str | None = None, desc: str | None =
     """
     from tqdm import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    def fetch(tmp: str) -> None:
         digest = hashlib.sha256()
         received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=desc or dest.name, leave=False) as bar:
                 for chunk in iter(lambda: response.read(1 << 16), b""):
@@ -148,10 +146,10 @@ def download(url: str, dest: Path, sha256: str | None = None, desc: str | None =
         if sha256 is not None and digest.hexdigest() != sha256:
             raise InputError(f"{url}: SHA-256 mismatch (expected {sha256}, got {digest.hexdigest()}); "
                              f"the file was not kept")
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dest, fetch)
+    return dest
 
 
 def fetch(dataset: Dataset, cache_dir: Path) -> Path:

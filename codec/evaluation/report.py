@@ -4,8 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ import numpy as np
 from codec.errors import InputError
 from codec.evaluation import bd
 from codec.evaluation.metrics import ms_ssim_db
+from codec.fileio import atomic_write, atomic_write_text
 
 CSV_FIELDS = ("codec", "quality", "image", "width", "height", "bytes", "bpp", "psnr", "ms_ssim",
               "encoding_time", "decoding_time", "key")
@@ -99,25 +98,6 @@ def load_external(path: Path) -> Curve:
                  [ms[i] for i in order] if ms else [], external=True)
 
 
-def _readable(path: str) -> None:
-    """Give a mkstemp file (mode 0600) the usual permissions allowed by the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        _readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_curve_jsons(curves: list[Curve], out: Path, dataset: str) -> list[Path]:
     """One ``<name>.json`` per (non-external) curve."""
     paths = []
@@ -125,7 +105,7 @@ def write_curve_jsons(curves: list[Curve], out: Path, dataset: str) -> list[Path
         if curve.external:
             continue
         path = out / f"{curve.name}.json"
-        _atomic_text(path, json.dumps(curve.to_json(dataset), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(curve.to_json(dataset), indent=2) + "\n")
         paths.append(path)
     return paths
 
@@ -139,7 +119,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    _atomic_text(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
 
 
 def plot(curves: list[Curve], path: Path, metric: str = "psnr", title: str = "") -> None:
@@ -163,16 +143,10 @@ def plot(curves: list[Curve], path: Path, metric: str = "psnr", title: str = "")
     ax.grid(True, alpha=0.4)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        _readable(tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _fmt_bd(value: float | None, reason: str) -> str:
@@ -210,4 +184,4 @@ def bd_table(curves: list[Curve], anchor: str) -> str:
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """``summary.json``: dataset, images, codecs, skipped items, work counts."""
-    _atomic_text(path, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from codec.errors import CodecError
+from codec.fileio import atomic_write
 from codec.models import ARCHITECTURES, VariableRateHyperprior
 
 
@@ -39,15 +39,7 @@ def save_weights(model: VariableRateHyperprior, path: str | os.PathLike, archite
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped weights must be world-readable
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
     return file_sha256(path)
 
 
