@@ -103,7 +103,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateHyperprior = "walloc
     header = bitstream.Header(net.name, net.weights_hash, quality, width, height,
                               flags=bitstream.FLAG_GRAYSCALE if grayscale else 0)
     try:
-        bitstream._validate(header)
+        bitstream.validate_header(header)
     except ValueError as err:
         raise InputError(str(err)) from None
     dev = next(net.parameters()).device

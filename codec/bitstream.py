@@ -71,7 +71,7 @@ def _leb128(value: int) -> bytes:
             return bytes(out)
 
 
-def _validate(header: Header) -> None:
+def validate_header(header: Header) -> None:
     if not header.model or len(header.model) > MAX_NAME or not header.model.isascii():
         raise ValueError(f"model name must be 1..{MAX_NAME} ASCII characters, got {header.model!r}")
     if len(header.weights_hash) != 8:
@@ -90,7 +90,7 @@ def _validate(header: Header) -> None:
 
 def pack(header: Header, sections: list[bytes]) -> bytes:
     """Serialize a header and its payload sections into one file's bytes."""
-    _validate(header)
+    validate_header(header)
     if not 1 <= len(sections) <= MAX_SECTIONS:
         raise ValueError(f"need 1..{MAX_SECTIONS} sections, got {len(sections)}")
     name = header.model.encode("ascii")
@@ -167,7 +167,7 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError("corrupt file: CRC-32 mismatch")
     header = Header(model, weights_hash, quality, width, height, pad_right, pad_bottom, flags, lengths, version)
     try:
-        _validate(header)
+        validate_header(header)
     except ValueError as err:
         raise BitstreamError(f"corrupt header: {err}") from None
     sections, pos = [], 0
