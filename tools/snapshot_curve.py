@@ -57,6 +57,7 @@ def main() -> int:
     p.add_argument("--qualities", default="1,2.5,4,6")
     p.add_argument("--out", required=True, help="output prefix (OUT.csv, OUT.png)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--every", type=int, default=1, help="measure only snapshots whose step is a multiple of this")
     args = p.parse_args()
     from PIL import Image
     from tqdm import tqdm
@@ -79,7 +80,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for path in tqdm(snapshots, desc="snapshots"):
             state = torch.load(path, map_location="cpu", weights_only=True)
-            if state["step"] in done:
+            if state["step"] in done or state["step"] % args.every:
                 continue
             model = build_model(state["architecture"], state["model_config"])
             model.load_state_dict(state["model"])
