@@ -107,31 +107,29 @@ def constriction_coder(kind):
             return np.clip(s, 0, lengths[t] - 2).astype(np.int32)
 
         if kind == "queue":
+            decoder_type = constriction.stream.queue.RangeDecoder
+
             def enc():
                 e = constriction.stream.queue.RangeEncoder()
                 for t, pos in prep():
                     e.encode(local(t, pos), Categorical(_probs(cdfs, lengths, t), perfect=False))
                 return e.get_compressed()
-
-            def dec(data):
-                d = constriction.stream.queue.RangeDecoder(data)
-                out = np.empty(idx.size, np.int32)
-                for t, pos in prep():
-                    out[pos] = d.decode(Categorical(_probs(cdfs, lengths, t), perfect=False), pos.size) + offsets[t]
-                return out
         else:
+            decoder_type = constriction.stream.stack.AnsCoder
+
             def enc():
                 e = constriction.stream.stack.AnsCoder()
                 for t, pos in reversed(prep()):
                     e.encode_reverse(local(t, pos), Categorical(_probs(cdfs, lengths, t), perfect=False))
                 return e.get_compressed()
 
-            def dec(data):
-                d = constriction.stream.stack.AnsCoder(data)
-                out = np.empty(idx.size, np.int32)
-                for t, pos in prep():
-                    out[pos] = d.decode(Categorical(_probs(cdfs, lengths, t), perfect=False), pos.size) + offsets[t]
-                return out
+        def dec(data):
+            # Both coders decode in encoding order: the stack coder was filled in reverse.
+            d = decoder_type(data)
+            out = np.empty(idx.size, np.int32)
+            for t, pos in prep():
+                out[pos] = d.decode(Categorical(_probs(cdfs, lengths, t), perfect=False), pos.size) + offsets[t]
+            return out
         return enc, dec
     return make
 

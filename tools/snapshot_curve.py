@@ -66,7 +66,7 @@ def main() -> int:
     anchor = json.loads(Path(args.anchor).read_text())["results"]
     qualities = [float(q) for q in args.qualities.split(",")]
     images = [np.asarray(Image.open(f).convert("RGB")) for f in list_images(args.data)]
-    snapshots = sorted((Path(args.run) / "snapshots").glob("step*.pt"))
+    snapshots = sorted(p for p in (Path(args.run) / "snapshots").glob("step*.pt") if p.stem[4:].isdigit())
     if not snapshots:
         print(f"no snapshots in {args.run}/snapshots", file=sys.stderr)
         return 1
@@ -78,10 +78,11 @@ def main() -> int:
                      "bd_rate_vs_anchor": _number(r["bd_rate_vs_anchor"])} for r in csv.DictReader(f)]
     done = {r["step"] for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
-        for path in tqdm(snapshots, desc="snapshots"):
+        # The trainer names snapshots step{N:07d}.pt: skip by name before loading any.
+        todo = [path for path in snapshots
+                if int(path.stem[4:]) not in done and int(path.stem[4:]) % args.every == 0]
+        for path in tqdm(todo, desc="snapshots"):
             state = torch.load(path, map_location="cpu", weights_only=True)
-            if state["step"] in done or state["step"] % args.every:
-                continue
             model = build_model(state["architecture"], state["model_config"])
             model.load_state_dict(state["model"])
             weights = Path(tmp) / f"{path.stem}.safetensors"
