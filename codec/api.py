@@ -6,8 +6,8 @@ evaluation and training code. Every byte string is a complete file (docs/bitstre
 """
 from __future__ import annotations
 
+import os
 import struct
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from codec import bitstream
+from codec import bitstream, zoo
 from codec.errors import BitstreamError, InputError
 from codec.image_io import load_image
-from codec.models.base import VariableRateHyperprior
-
-_path_models: dict[tuple[str, str], VariableRateHyperprior] = {}
-_lock = threading.Lock()
-
+from codec.models import ARCHITECTURES, VariableRateHyperprior
 
 def _check_device(device: str) -> torch.device:
     try:
@@ -38,32 +34,24 @@ def _check_device(device: str) -> torch.device:
     return dev
 
 
-def resolve_model(model: str | VariableRateHyperprior, device: str = "cpu") -> VariableRateHyperprior:
-    """A shipped model by name, a ``.safetensors`` weights file by path, or a model object."""
+def resolve_model(model: str | os.PathLike | VariableRateHyperprior, device: str = "cpu") -> VariableRateHyperprior:
+    """A shipped model by name, a ``.safetensors`` weights file by path, or a model object.
+
+    A weights file identical to a shipped model's (same SHA-256) is that model, name included.
+    """
     if isinstance(model, VariableRateHyperprior):
         return model
-    if not isinstance(model, (str, Path)):
+    if not isinstance(model, (str, os.PathLike)):
         raise InputError(f"model must be a name or a weights path, got {type(model).__name__}")
     dev = _check_device(device)
-    if str(model).endswith(".safetensors"):
-        from codec.models.weights import load_weights
-
-        key = (str(Path(model).resolve()), str(dev))
-        with _lock:
-            if key not in _path_models:
-                loaded = load_weights(model, device=str(dev))
-                loaded.name = Path(model).stem[: bitstream.MAX_NAME]
-                _path_models[key] = loaded
-            return _path_models[key]
-    from codec.models.registry import load_model
-
-    return load_model(str(model), device=str(dev))
+    return zoo.load_model(zoo.entry_for(model), device=str(dev))
 
 
 def _quality(model: VariableRateHyperprior, quality: float | None) -> float:
     low, high = model.quality_range
     if quality is None:
-        quality = (low + high) / 2
+        architecture = next(name for name, cls in ARCHITECTURES.items() if isinstance(model, cls))
+        quality = zoo.FAMILIES[architecture].default_in((low, high))
     try:
         quality = float(quality)
     except (TypeError, ValueError):
@@ -72,14 +60,6 @@ def _quality(model: VariableRateHyperprior, quality: float | None) -> float:
         raise InputError(f"quality {quality:g} outside the range {low:g}..{high:g} of model {model.name!r}")
     # The header stores float32: code with exactly the value the decoder will read.
     return struct.unpack("<f", struct.pack("<f", quality))[0]
-
-
-def _default_quality(model: str | VariableRateHyperprior) -> float | None:
-    if isinstance(model, str) and not model.endswith(".safetensors"):
-        from codec.models.registry import model_info
-
-        return model_info(model).default_quality
-    return None
 
 
 def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -95,8 +75,6 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateHyperprior = "walloc
     """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
-    if quality is None:
-        quality = _default_quality(model)
     net = resolve_model(model, device)
     quality = _quality(net, quality)
     height, width = x.shape[-2:]
@@ -123,18 +101,24 @@ def encode(image: Any, model: str | VariableRateHyperprior = "walloc", quality: 
     return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale)[0]
 
 
-def _model_for(header: bitstream.Header, model: str | VariableRateHyperprior | None, device: str) -> VariableRateHyperprior:
-    from codec.models.registry import available_models
-
+def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRateHyperprior | None,
+               device: str) -> VariableRateHyperprior:
+    """The network that decodes a file: the one given, or the shipped weights its header names."""
     if model is None:
-        if header.model not in {info.name for info in available_models()}:
-            raise BitstreamError(f"file was coded with unknown model {header.model!r}; pass its weights file as the model")
-        model = header.model
+        entry = zoo.find_version(header.model, header.weights_hash)
+        if entry is None:
+            if header.model in {e.name for e in zoo.shipped_models()}:
+                raise BitstreamError(
+                    f"file was coded with weights of model {header.model!r} (hash {header.weights_hash.hex()}) "
+                    "that this version does not ship; pass that weights file as the model")
+            raise BitstreamError(f"file was coded with unknown model {header.model!r}; "
+                                 "pass its weights file as the model")
+        model = entry.path
     net = resolve_model(model, device)
     if net.weights_hash != header.weights_hash:
         raise BitstreamError(
             f"file was coded with other weights of model {header.model!r} (hash {header.weights_hash.hex()}, "
-            f"installed {net.weights_hash.hex()})")
+            f"given {net.weights_hash.hex()})")
     low, high = net.quality_range
     if not low <= header.quality <= high:
         raise BitstreamError(f"corrupt header: quality {header.quality:g} outside {low:g}..{high:g}")

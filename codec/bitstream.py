@@ -71,9 +71,14 @@ def _leb128(value: int) -> bytes:
             return bytes(out)
 
 
+def _printable_ascii(text: str) -> bool:
+    return all(" " < c < "\x7f" for c in text)
+
+
 def validate_header(header: Header) -> None:
-    if not header.model or len(header.model) > MAX_NAME or not header.model.isascii():
-        raise ValueError(f"model name must be 1..{MAX_NAME} ASCII characters, got {header.model!r}")
+    """Raise ValueError when a header cannot be written (every field is checked)."""
+    if not header.model or len(header.model) > MAX_NAME or not _printable_ascii(header.model):
+        raise ValueError(f"model name must be 1..{MAX_NAME} printable ASCII characters, got {header.model!r}")
     if len(header.weights_hash) != 8:
         raise ValueError("weights_hash must be 8 bytes")
     if not (1 <= header.width <= MAX_SIDE and 1 <= header.height <= MAX_SIDE):
@@ -150,6 +155,8 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         model = reader.take(name_length, "model name").decode("ascii")
     except UnicodeDecodeError:
         raise BitstreamError("corrupt header: model name is not ASCII") from None
+    if not _printable_ascii(model):
+        raise BitstreamError("corrupt header: model name has non-printable characters")
     weights_hash = reader.take(8, "weights hash")
     quality, width, height, pad_right, pad_bottom, count = reader.unpack("<fIIHHB", "header")
     if not 1 <= count <= MAX_SECTIONS:

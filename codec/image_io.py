@@ -16,6 +16,7 @@ Warnings are :class:`codec.errors.ConversionWarning`; errors :class:`codec.error
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def _from_pil(image: Image.Image) -> LoadedImage:
     if mode == "P":
         _warn("palette image converted to RGB")
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        return _from_pil(image) if image.mode == "RGBA" else LoadedImage(np.asarray(image), False)
+        return _from_pil(image) if image.mode == "RGBA" else LoadedImage(np.array(image, dtype=np.uint8), False)
     if mode in _GRAY_MODES:
         return LoadedImage(_gray_to_rgb(np.asarray(image), mode), True)
     if mode in ("CMYK", "YCbCr"):
@@ -104,8 +105,20 @@ def _from_array(array: np.ndarray) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(array), False)
 
 
+def _open(file: Any, label: str) -> LoadedImage:
+    try:
+        with Image.open(file) as image:
+            image.load()
+            return _from_pil(image)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise InputError(f"{label}: not a readable image ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"{label}: cannot decode image ({err})") from None
+
+
 def load_image(source: Any) -> LoadedImage:
-    """Load a path, PIL image or numpy array as 8-bit RGB (see the module docstring)."""
+    """Load a path, an encoded file's bytes, a PIL image or a numpy array as 8-bit RGB
+    (see the module docstring)."""
     if isinstance(source, Image.Image):
         loaded = _from_pil(source)
     elif isinstance(source, np.ndarray):
@@ -114,28 +127,30 @@ def load_image(source: Any) -> LoadedImage:
         path = Path(source)
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        try:
-            with Image.open(path) as image:
-                image.load()
-                loaded = _from_pil(image)
-        except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-            raise InputError(f"{path}: not a readable image ({err})") from None
-        except (OSError, SyntaxError, ValueError) as err:
-            raise InputError(f"{path}: cannot decode image ({err})") from None
+        loaded = _open(path, str(path))
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        loaded = _open(io.BytesIO(bytes(source)), "input")
     else:
-        raise InputError(f"cannot code a {type(source).__name__}: pass a path, a PIL image or a numpy array")
+        raise InputError(f"cannot code a {type(source).__name__}: pass a path, encoded bytes, a PIL image "
+                         "or a numpy array")
     h, w = loaded.rgb.shape[:2]
     if h == 0 or w == 0:
         raise InputError("image is empty (0 pixels)")
+    if not loaded.rgb.flags.writeable:  # torch warns about (and may not use) read-only arrays
+        loaded.rgb = loaded.rgb.copy()
     return loaded
 
 
-def save_image(image: Image.Image, path: str | os.PathLike) -> None:
-    """Save atomically, in the format the file extension names (PNG when unsure)."""
-    path = Path(path)
-    extension = path.suffix.lower()
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format an output path's extension names; InputError for unknown ones."""
+    extension = Path(path).suffix.lower()
     registered = Image.registered_extensions()
     if extension not in registered:
         raise InputError(f"{path}: unknown image extension {extension!r} (use .png, .bmp, .tif, ...)")
-    fmt = registered[extension]
+    return registered[extension]
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, fmt: str | None = None) -> None:
+    """Save atomically, in ``fmt`` or else the format the file extension names."""
+    fmt = fmt or image_format(path)
     atomic_write(path, lambda tmp: image.save(tmp, format=fmt))

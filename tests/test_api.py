@@ -10,9 +10,9 @@ from PIL import Image
 import codec
 from codec import api, bitstream
 from codec.errors import BitstreamError, InputError
-from codec.models.registry import model_info
+from codec import zoo
 
-SHIPPED = [name for name in ("walloc", "hyperprior") if model_info(name).weights_exist]
+SHIPPED = [entry.name for entry in zoo.shipped_models()]
 
 
 def _image(h, w, seed=0):
@@ -123,7 +123,7 @@ def test_shipped_model_quality(name):
 
     original = load_image(sample_image()).rgb.astype(np.float64)
     bpps, psnrs = [], []
-    for q in model_info(name).quality_range:
+    for q in zoo.model_entry(name).quality_range:
         data = codec.encode(sample_image(), model=name, quality=q)
         decoded = np.asarray(codec.decode(data), dtype=np.float64)
         bpps.append(len(data) * 8 / original[:, :, 0].size)

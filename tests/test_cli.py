@@ -80,3 +80,166 @@ def test_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     for command in ("encode", "decode", "info", "models", "roundtrip", "eval"):
         assert command in out
+
+
+# Defects found by a new user (issue 9), each reproduced before the fix.
+
+def _palette_png(path, colours=200):
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)).quantize(colours).save(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif"])
+def test_palette_and_gif_encode_with_one_warning(tmp_path, tiny_weights, suffix):
+    """Palette input used to make the warning reporter append to the list it read: a runaway."""
+    image = _palette_png(tmp_path / f"p{suffix}")
+    out = subprocess.run([sys.executable, "-c", (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30)); "
+        "from codec.cli import main; sys.exit(main(sys.argv[1:]))"),
+        "encode", str(image), str(tmp_path / "p.bin"), "--model", str(tiny_weights)],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip() == "codec encode: warning: palette image converted to RGB"
+
+
+def test_library_palette_encode_warns_nothing_but_the_conversion(tmp_path, tiny_weights):
+    import warnings
+
+    import codec
+    from codec.errors import ConversionWarning
+
+    image = _palette_png(tmp_path / "p.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        codec.encode(str(image), model=str(tiny_weights))
+    assert [w.category for w in caught] == [ConversionWarning], [str(w.message) for w in caught]
+
+
+def test_roundtrip_save_never_overwrites_the_input(tmp_path, photo, capsys):
+    from codec.cli import main
+
+    before = photo.read_bytes()
+    assert main(["roundtrip", str(photo), "--save", str(tmp_path / "photo")]) == 1
+    assert "is the input file" in capsys.readouterr().err
+    assert photo.read_bytes() == before and not (tmp_path / "photo.bin").exists()
+
+
+def test_roundtrip_with_a_weights_path(tmp_path, photo, tiny_weights, capsys):
+    from codec.cli import main
+
+    assert main(["roundtrip", str(photo), "--model", str(tiny_weights), "--save", str(tmp_path / "rt")]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR-RGB" in out and (tmp_path / "rt.bin").exists() and (tmp_path / "rt.png").exists()
+
+
+def test_a_copy_of_shipped_weights_is_the_shipped_model(tmp_path):
+    """Same weights under another file name: same model name, same default quality, decodes
+    without naming the file."""
+    import shutil
+
+    import codec
+    from codec import bitstream, zoo
+
+    shipped = zoo.shipped_models()[0]
+    copy = tmp_path / "my copy.safetensors"
+    shutil.copy(shipped.path, copy)
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    by_path = codec.encode(image, model=str(copy))
+    assert by_path == codec.encode(image, model=shipped.name)
+    assert bitstream.unpack(by_path)[0].model == shipped.name
+    assert codec.decode(by_path).size == (16, 16)
+
+
+def test_output_checks_come_before_the_work(tmp_path, photo, tiny_weights, capsys, monkeypatch):
+    from codec import api
+    from codec.cli import main
+
+    def never(*args, **kwargs):
+        raise AssertionError("coding started before the output was checked")
+
+    monkeypatch.setattr(api, "encode", never)
+    monkeypatch.setattr(api, "decode", never)
+    (tmp_path / "x.bin").write_bytes(b"x")
+    cases = [
+        (["encode", str(photo), str(tmp_path / "missing" / "x.bin")], "does not exist"),
+        (["encode", str(photo), str(tmp_path / "x.png")], "image extension"),
+        (["decode", str(tmp_path / "x.bin"), str(tmp_path / "x.unknownext")], "unknown image extension"),
+        (["decode", str(tmp_path / "x.bin"), str(tmp_path / "nowhere" / "x.png")], "does not exist"),
+        (["roundtrip", str(photo), "--save", str(tmp_path / "nowhere" / "x")], "does not exist"),
+    ]
+    for args, message in cases:
+        assert main(args) == 1, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_missing_input_is_worded_alike(tmp_path, capsys):
+    from codec.cli import main
+
+    for command, name in (("encode", "gone.png"), ("decode", "gone.bin"), ("info", "gone.bin")):
+        args = [command, str(tmp_path / name)] + ([str(tmp_path / "out.x")] if command != "info" else [])
+        assert main(args) == 1
+        assert capsys.readouterr().err.strip() == f"codec {command}: error: {tmp_path / name}: no such file"
+
+
+def test_stdin_and_stdout(tmp_path, photo, tiny_weights):
+    encoded = subprocess.run([sys.executable, "-m", "codec", "encode", "-", "-", "--model", str(tiny_weights)],
+                             input=photo.read_bytes(), capture_output=True)
+    assert encoded.returncode == 0, encoded.stderr
+    assert encoded.stdout[:4] == b"\x89LIC" and b"bpp" in encoded.stderr
+    decoded = subprocess.run([sys.executable, "-m", "codec", "decode", "-", "-", "--model", str(tiny_weights)],
+                             input=encoded.stdout, capture_output=True)
+    assert decoded.returncode == 0, decoded.stderr
+    assert decoded.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("content", [b"garbage bytes", b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}       "])
+def test_bad_weights_file_is_one_line(tmp_path, photo, content, capsys):
+    from codec.cli import main
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(content)
+    assert main(["encode", str(photo), str(tmp_path / "x.bin"), "--model", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "bad.safetensors" in err, err
+
+
+def test_weights_with_wrong_config_or_tensors_are_one_line(tmp_path, photo, tiny_weights, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from codec.cli import main
+    from codec.zoo import read_metadata
+
+    tensors, metadata = load_file(str(tiny_weights)), read_metadata(tiny_weights)
+    wrong_config = tmp_path / "config.safetensors"
+    save_file(tensors, str(wrong_config), metadata={**metadata, "config": '{"no_such_argument": 1}'})
+    wrong_tensors = tmp_path / "tensors.safetensors"
+    save_file({k: v for k, v in list(tensors.items())[1:]}, str(wrong_tensors), metadata=metadata)
+    for bad in (wrong_config, wrong_tensors):
+        assert main(["encode", str(photo), str(tmp_path / "x.bin"), "--model", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and bad.name in err, err
+
+
+def test_info_never_prints_control_characters(tmp_path, tiny_weights, capsys):
+    import codec
+    from codec import bitstream
+    from codec.cli import main
+
+    data = codec.encode(np.zeros((8, 8, 3), np.uint8), model=str(tiny_weights))
+    header, sections = bitstream.unpack(data)
+    # Forge a file whose model name holds an escape sequence (same length, valid CRC).
+    name = "\x1b[2Jx"[: len(header.model)].ljust(len(header.model), "x")
+    forged = bitstream.pack(header, sections).replace(header.model.encode(), b"@" * len(header.model), 1)
+    import struct
+    import zlib
+
+    forged = forged.replace(b"@" * len(header.model), name.encode(), 1)
+    head_end = len(forged) - sum(len(s) for s in sections) - 4
+    crc = zlib.crc32(forged[:head_end] + b"".join(sections)) & 0xFFFFFFFF
+    forged = forged[:head_end] + struct.pack("<I", crc) + forged[head_end + 4:]
+    (tmp_path / "forged.bin").write_bytes(forged)
+    assert main(["info", str(tmp_path / "forged.bin")]) == 1
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err

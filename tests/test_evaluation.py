@@ -1,12 +1,15 @@
-"""Tests of `codec eval` (codec.evaluation): metrics, BD-rate, end-to-end runs, resume, bad input, downloads."""
+"""Tests of `codec eval` (codec.evaluation): metrics, BD-rate, end-to-end runs, resume, cache location,
+missing plugins, the ETA, bad input, downloads."""
 from __future__ import annotations
 
 import csv
 import hashlib
 import http.server
 import io
+import importlib.metadata
 import json
 import math
+import sys
 import threading
 import types
 from pathlib import Path
@@ -18,6 +21,13 @@ from PIL import Image
 from codec.cli import main
 from codec.errors import InputError
 from codec.evaluation import bd, datasets, learned, metrics, runner
+from codec.evaluation.store import ResultStore
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own folder: the default cache (.cache/eval/...) is relative to it."""
+    monkeypatch.chdir(tmp_path)
 
 
 def _image(size: int, seed: int) -> np.ndarray:
@@ -132,8 +142,12 @@ def test_end_to_end_and_resume(folder: Path, tmp_path: Path, fake_model, monkeyp
     assert "16 points computed, 0 from the cache" in printed
     assert "BD-rate against **jpeg**" in printed
     assert calls[0] == 8 and fake.encodes == 8
-    for name in ("jpeg.json", "fake.json", "results.csv", "rd.png", "bd_rate.md", "summary.json", "cache.jsonl"):
+    for name in ("jpeg.json", "fake.json", "results.csv", "rd.png", "bd_rate.md", "summary.json"):
         assert (out / name).is_file(), name
+    # The cache is outside the results folder: .cache/eval/<dataset>.jsonl in the current folder.
+    cache = tmp_path / ".cache" / "eval" / "images.jsonl"
+    assert cache.is_file() and not (out / "cache.jsonl").exists()
+    assert "cache .cache/eval/images.jsonl" in printed
     curve = json.loads((out / "jpeg.json").read_text())
     assert curve["name"] == "jpeg"
     results = curve["results"]
@@ -158,10 +172,92 @@ def test_end_to_end_and_resume(folder: Path, tmp_path: Path, fake_model, monkeyp
     assert calls[0] == 8 and fake.encodes == 8
 
     # An interrupted run (last record truncated) resumes: only the missing point is redone.
-    lines = (out / "cache.jsonl").read_text().splitlines(keepends=True)
-    (out / "cache.jsonl").write_text("".join(lines[:-1]) + lines[-1][:20])
+    lines = cache.read_text().splitlines(keepends=True)
+    cache.write_text("".join(lines[:-1]) + lines[-1][:20])
     assert main(argv) == 0
     assert "1 points computed, 15 from the cache" in capsys.readouterr().out
+    assert calls[0] + fake.encodes == 17
+
+    # --fresh recomputes everything; the next plain run uses the new records.
+    assert main(argv + ["--fresh"]) == 0
+    assert "16 points computed, 0 from the cache" in capsys.readouterr().out
+    assert calls[0] + fake.encodes == 33
+    assert main(argv) == 0
+    assert "0 points computed, 16 from the cache" in capsys.readouterr().out
+    assert len(ResultStore(cache)) == 16
+
+
+def test_results_folder_rerun_from_scratch(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A results folder checked out elsewhere (with an old OUT/cache.jsonl) is really recomputed."""
+    calls = _count_baseline_calls(monkeypatch)
+    out = tmp_path / "results" / "images"
+    argv = ["eval", str(folder), "--models", "", "--baselines", "jpeg", "--qualities", "20,70",
+            "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    # The committed layout of before: the cache inside the results folder. A fresh checkout has it
+    # but not the developer's .cache/.
+    (tmp_path / ".cache" / "eval" / "images.jsonl").rename(out / "cache.jsonl")
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "4 points computed, 0 from the cache" in captured.out and calls[0] == 8
+    assert f"codec eval: note: {out / 'cache.jsonl'} is not read" in captured.err
+
+    # --no-cache: computed again, and no cache file is read or written.
+    (tmp_path / ".cache" / "eval" / "images.jsonl").unlink()
+    assert main(argv + ["--no-cache"]) == 0
+    assert "4 points computed, 0 from the cache (no cache)" in capsys.readouterr().out
+    assert not (tmp_path / ".cache" / "eval" / "images.jsonl").exists()
+
+    # --cache FILE: that file, wherever it is.
+    own = tmp_path / "elsewhere" / "c.jsonl"
+    assert main(argv + ["--cache", str(own)]) == 0
+    assert main(argv + ["--cache", str(own)]) == 0
+    assert "0 points computed, 4 from the cache" in capsys.readouterr().out and len(ResultStore(own)) == 4
+    with pytest.raises(SystemExit):  # argparse: --cache and --no-cache exclude each other
+        main(argv + ["--cache", str(own), "--no-cache"])
+
+
+def _without_jxl_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make pillow-jxl-plugin look uninstalled: no module, no package metadata."""
+    monkeypatch.setitem(sys.modules, "pillow_jxl", None)  # `import pillow_jxl` raises ImportError
+    real_version = importlib.metadata.version
+
+    def version(name: str) -> str:
+        if name == "pillow-jxl-plugin":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+
+
+def test_missing_jxl_plugin(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    _without_jxl_plugin(monkeypatch)
+    # Default baselines: jxl is skipped with a one-line note, the others run.
+    out = tmp_path / "out"
+    assert main(["eval", str(folder), "--models", "", "--qualities", "50", "--out", str(out), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    note = "codec eval: note: jxl skipped (pillow-jxl-plugin is not installed)"
+    assert [line for line in captured.err.splitlines() if "jxl" in line] == [note]
+    assert "Traceback" not in captured.err and "PackageNotFoundError" not in captured.err
+    assert (out / "jpeg.json").is_file() and not (out / "jxl.json").exists()
+    assert "| jxl |" not in (out / "bd_rate.md").read_text()
+
+    # Named explicitly: a one-line error before any work (no output folder, no cache).
+    out2 = tmp_path / "out2"
+    assert main(["eval", str(folder), "--models", "", "--baselines", "jpeg,jxl", "--out", str(out2)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("codec eval: error: baseline jxl is not available: pillow-jxl-plugin is not installed")
+    assert "pip install pillow-jxl-plugin" in err
+    assert not out2.exists()
+
+    # The library functions themselves do not raise PackageNotFoundError either.
+    from codec.evaluation import baselines
+
+    assert "pillow-jxl-plugin" in baselines.library_version("JXL")
+    with pytest.raises(baselines.MissingPluginError, match="pillow-jxl-plugin"):
+        baselines.get_baseline("jxl").encode(_image(16, 0), 50)
 
 
 def test_small_image_skipped_by_model_and_corrupt_file(folder: Path, tmp_path: Path, fake_model, capsys) -> None:
@@ -221,6 +317,60 @@ def test_compare_external_json(folder: Path, tmp_path: Path, capsys) -> None:
     table = (out / "bd_rate.md").read_text()
     assert "against **published**" in table and "| published (external) | +0.00 % |" in table
     assert not (out / "published.json").exists()
+
+
+# --- progress: an honest ETA -----------------------------------------------------------------------
+
+def test_eta_estimate_weights_points_by_codec_cost() -> None:
+    images = [runner.ImageItem(Path(f"i{k}.png"), f"i{k}.png", str(k) * 64, 1000, 1000) for k in range(4)]
+    fast = runner.CodecSpec("jpeg", "", "jpeg-settings", (10.0, 50.0))
+    model = learned.ModelSpec("walloc", "walloc", "", "model|x", (1.0, 6.0), (1.0,))
+    slow = runner.CodecSpec("walloc", "", "model|x", (1.0, 4.0), model=model)
+    work = [(c, q, im) for im in images for c in (fast, slow) for q in c.qualities]
+    truth = {"jpeg": 0.1, "walloc": 2.0}  # seconds per point (1 Mpx images)
+
+    eta = runner.EtaEstimate(work)
+    prior = runner.COST_PRIOR_S_PER_MPX
+    assert eta.remaining_seconds() == pytest.approx(8 * prior["jpeg"] + 8 * prior["walloc"])
+    # The first image's jpeg points: walloc, not measured yet, is its prior scaled by this machine's speed.
+    for q in fast.qualities:
+        eta.done(fast, images[0], truth["jpeg"])
+    speed = truth["jpeg"] / prior["jpeg"]
+    assert eta.seconds_per_mpx("walloc") == pytest.approx(prior["walloc"] * speed)
+    # After the first image every codec is measured: the estimate is the true remaining time,
+    # although 6 of the 8 points left are slow ones.
+    for q in slow.qualities:
+        eta.done(slow, images[0], truth["walloc"])
+    assert eta.remaining_seconds() == pytest.approx(6 * truth["jpeg"] + 6 * truth["walloc"])
+    # Baselines in 2 worker processes: their part of the time is halved, the models' is not.
+    parallel = runner.EtaEstimate(work, jobs=2)
+    for c in (fast, slow):
+        for _ in c.qualities:
+            parallel.done(c, images[0], truth[c.name])
+    assert parallel.remaining_seconds() == pytest.approx(6 * truth["jpeg"] / 2 + 6 * truth["walloc"])
+    # A point skipped without work (a model refused the image) counts as done, not as measured.
+    eta.done(slow, images[1], None)
+    assert eta.seconds_per_mpx("walloc") == pytest.approx(truth["walloc"])
+
+
+def test_grid_runs_image_by_image_with_eta(folder: Path, fake_model, monkeypatch, capsys) -> None:
+    """Every codec on the first image, then on the next: the rate so far is representative."""
+    from codec.evaluation.pipeline import build_codecs
+
+    fake, weights = fake_model
+    events: list[str] = []
+    original_baseline, original_encode = runner.code_baseline, fake.encode
+    monkeypatch.setattr(runner, "code_baseline", lambda *a: events.append("jpeg") or original_baseline(*a))
+    from codec import api
+
+    monkeypatch.setattr(api, "encode", lambda *a, **k: events.append("fake") or original_encode(*a, **k))
+    codecs = build_codecs([str(weights)], ["jpeg"], ["jpeg=20,60", "fake=1,4"])
+    images, _ = runner.scan_images(sorted(folder.iterdir()), folder)
+    outcome = runner.run_grid(codecs, images, ResultStore(None), progress=True)
+    assert outcome.computed == 8
+    assert events == ["jpeg", "jpeg", "fake", "fake"] * 2
+    err = capsys.readouterr().err
+    assert "ETA" in err and "points" in err
 
 
 # --- downloads -----------------------------------------------------------------------------------
@@ -323,7 +473,7 @@ def test_real_tiny_model(folder: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_parallel_jobs_match_serial(folder: Path, tmp_path: Path) -> None:
-    common = ["--models", "", "--baselines", "jpeg", "--qualities", "20,70", "--no-progress"]
+    common = ["--models", "", "--baselines", "jpeg", "--qualities", "20,70", "--no-progress", "--no-cache"]
     assert main(["eval", str(folder), *common, "--out", str(tmp_path / "serial")]) == 0
     assert main(["eval", str(folder), *common, "--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
 

@@ -58,15 +58,19 @@ def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizers(model: torch.nn.Module, train: dict):
-    """Main Adam over network weights, aux Adam over the bottleneck quantiles, and schedule."""
+def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0):
+    """Main Adam over network weights, aux Adam over the bottleneck quantiles, and schedule.
+
+    The schedule (warm-up, then cosine) spans steps ``schedule_start`` to ``train["steps"]``:
+    a run started from weights (``--init``) gets a fresh warm-up and cosine of its own.
+    """
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=train["lr"])
     aux_optimizer = torch.optim.Adam(aux_params, lr=train["aux_lr"])
     floor = train.get("lr_min", train["lr"]) / train["lr"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, train.get("warmup_steps", 0), train["steps"], floor))
+        optimizer, lambda s: lr_factor(s, train.get("warmup_steps", 0), train["steps"] - schedule_start, floor))
     return optimizer, aux_optimizer, scheduler
 
 
@@ -182,6 +186,37 @@ def load_checkpoint(path: Path, config: dict) -> dict:
     return state
 
 
+def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
+    """Weights to start a run from: (state dict, step reached, training history so far).
+
+    The history comes from the ``history`` metadata that ``export`` writes; for older files
+    it is one segment rebuilt from the ``step`` metadata and the model card beside them.
+    """
+    import re
+
+    from safetensors.torch import load_file
+
+    from codec.models.weights import read_metadata
+
+    try:
+        metadata = read_metadata(path)
+        state = load_file(path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
+        raise CodecError(f"cannot read weights {path}: {err}") from None
+    if metadata.get("architecture") != config["architecture"] or \
+            json.loads(metadata.get("config", "null")) != config["model"]:
+        raise CodecError(f"weights {path} are of another model or config "
+                         f"({metadata.get('architecture')}: {metadata.get('config')})")
+    step = int(metadata.get("step", 0))
+    if "history" in metadata:
+        return state, step, json.loads(metadata["history"])
+    card = Path(path).with_suffix(".md")
+    found = re.search(r"training time ([0-9.]+) min", card.read_text()) if card.exists() else None
+    seconds = float(found.group(1)) * 60 if found else 0.0
+    return state, step, [{"start_step": 0, "end_step": step, "seconds": seconds, "hardware": "see the model card",
+                          "command": f"(trained before --init; history from {card.name})"}]
+
+
 def train(args: argparse.Namespace) -> int:
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
@@ -200,7 +235,11 @@ def train(args: argparse.Namespace) -> int:
     train_files, holdout_files = split_holdout(files, t.get("holdout", 8))
     state = load_checkpoint(ckpt_path, config) if args.resume and ckpt_path.exists() else None
     if args.resume and state is None:
-        print(f"no checkpoint at {ckpt_path}: starting from scratch")
+        print(f"no checkpoint at {ckpt_path}: starting from {args.init or 'scratch'}")
+    init = read_init_weights(args.init, config) if args.init and state is None else None
+    schedule_start = state.get("schedule_start", 0) if state is not None else (init[1] if init else 0)
+    if t["steps"] <= schedule_start:
+        raise CodecError(f"--steps {t['steps']} is not beyond the starting step {schedule_start}")
 
     ctx = Distributed(args.device)
     torch.manual_seed(args.seed)
@@ -208,9 +247,9 @@ def train(args: argparse.Namespace) -> int:
     model = build_model(config["architecture"], config["model"]).to(ctx.device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer, aux_optimizer, scheduler = make_optimizers(model, t)
+    optimizer, aux_optimizer, scheduler = make_optimizers(model, t, schedule_start)
     step = 0
-    history = list(state.get("history", [])) if state is not None else []
+    history = list(state.get("history", [])) if state is not None else (init[2] if init else [])
     if state is not None and not history:  # checkpoint written before histories were kept
         history = [{"start_step": 0, "end_step": state["step"], "seconds": seconds_from_log(out / "log.csv", state["step"]),
                     "hardware": "CPU (earlier segments)", "command": "(reconstructed from log.csv)"}]
@@ -228,6 +267,12 @@ def train(args: argparse.Namespace) -> int:
         segment["start_step"] = segment["end_step"] = step
         if ctx.is_main:
             print(f"resumed from {ckpt_path} at step {step}")
+    elif init is not None:
+        model.load_state_dict(init[0])
+        step = init[1]
+        segment["start_step"] = segment["end_step"] = step
+        if ctx.is_main:
+            print(f"started from the weights {args.init} at step {step} (fresh optimiser and warm-up)")
     net = model
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     if ctx.world_size > 1:
@@ -242,7 +287,7 @@ def train(args: argparse.Namespace) -> int:
     holdout, _ = load_images(holdout_files, 64, progress=False) if ctx.is_main else ([], [])
     schedule = BatchSchedule(len(images), t["batch_size"], start_step=step, total_steps=t["steps"],
                              rank=ctx.rank, world_size=ctx.world_size, seed=args.seed)
-    if state is None and hasattr(model, "init_from_data"):
+    if state is None and init is None and hasattr(model, "init_from_data"):
         # Data-dependent initialisation (same on every rank: fixed sample of crops).
         init_keys = [(i % len(images), 10**9) for i in range(min(256, 4 * len(images)))]
         dataset = CropDataset(images, t["crop"], seed=args.seed)
@@ -311,6 +356,7 @@ def train(args: argparse.Namespace) -> int:
             segment.update(end_step=step, seconds=round(time.time() - start, 1))
             save_checkpoint(ckpt_path, {
                 "history": history + [segment], "train_config": t, "data": str(args.data),
+                "schedule_start": schedule_start,
                 "architecture": config["architecture"], "model_config": config["model"], "step": step,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -355,7 +401,8 @@ def export(args: argparse.Namespace) -> int:
         raise CodecError(f"cannot read checkpoint {args.checkpoint}: {err}") from None
     model = build_model(state["architecture"], state["model_config"])
     model.load_state_dict(state["model"])
-    digest = save_weights(model, args.weights, state["architecture"], state["model_config"], {"step": state["step"]})
+    digest = save_weights(model, args.weights, state["architecture"], state["model_config"],
+                          {"step": state["step"], "history": json.dumps(state.get("history", []))})
     write_model_card(Path(args.weights), state, digest)
     print(f"wrote {args.weights} and its model card (step {state['step']}, sha256 {digest[:16]}...)")
     return 0
@@ -370,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="run folder: last.pt checkpoint and log.csv")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--steps", type=int, default=0, help="override the config's total steps")
+    p.add_argument("--init", default="", help="start from these weights (safetensors): fresh optimiser, warm-up "
+                   "and cosine from their step to --steps; the model card's history carries over")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="CPU threads per process")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -20,16 +20,13 @@ _COMMANDS = ("encode", "decode", "info", "models", "roundtrip", "eval")
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand."""
+    from codec import __version__
+
     parser = argparse.ArgumentParser(prog="codec", description="Learned image codec.")
+    parser.add_argument("--version", action="version", version=f"codec {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"codec.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"codec.cli.{name}":
-                continue  # subcommand not built into this version
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"codec.cli.{name}").register(subparsers)
     return parser
 
 

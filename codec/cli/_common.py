@@ -1,4 +1,5 @@
-"""Helpers shared by the subcommands: warnings on stderr, safe output paths, timing."""
+"""Helpers shared by the subcommands: input and output paths checked before any work,
+``-`` for standard input and output, warnings on stderr, timing."""
 from __future__ import annotations
 
 import os
@@ -10,29 +11,106 @@ from pathlib import Path
 
 from codec.errors import ConversionWarning, InputError
 
+#: The path that means standard input (as an input) or standard output (as an output).
+STDIO = "-"
+#: Extensions a bitstream may be written under (anything that is not an image extension is fine).
+BITSTREAM_SUFFIX = ".bin"
+
 
 @contextmanager
 def report_conversions(command: str) -> Iterator[None]:
-    """Print every :class:`ConversionWarning` raised inside as one stderr line."""
+    """Print every :class:`ConversionWarning` raised inside as one stderr line.
+
+    Other warnings are shown the usual way, once the recording has stopped: showing them
+    while recording would append to the very list being read.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConversionWarning)
         try:
             yield
         finally:
-            for w in caught:
-                if issubclass(w.category, ConversionWarning):
-                    print(f"codec {command}: warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            recorded = list(caught)
+    for w in recorded:
+        if issubclass(w.category, ConversionWarning):
+            print(f"codec {command}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def check_output(input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
-    """Refuse to write over the input file."""
-    src, dst = Path(input_path), Path(output_path)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise InputError(f"output {dst} is the input file; choose another name")
+def check_input(path: str) -> None:
+    """InputError unless ``path`` is ``-`` or an existing file (one wording for every command)."""
+    if path == STDIO:
+        return
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, not a file")
+
+
+def read_input(path: str) -> bytes:
+    """The bytes of an input file, or of standard input for ``-``."""
+    check_input(path)
+    if path == STDIO:
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def check_output(output: str, inputs: list[str], kind: str) -> None:
+    """Refuse, before any work, an output that would fail or do harm once the work is done.
+
+    ``kind`` is ``"image"`` (the extension must name an image format), ``"bitstream"``
+    (an image extension is refused: a codec file under a ``.png`` name fools every viewer)
+    or ``"bitstream_any"`` (the caller chose the extension).
+    The output may not be one of ``inputs``, a folder, or in a folder that does not exist.
+    """
+    if output == STDIO:
+        return
+    if kind not in ("image", "bitstream", "bitstream_any"):
+        raise ValueError(f"unknown output kind {kind!r}")
+    dst = Path(output)
     if dst.is_dir():
         raise InputError(f"output {dst} is a folder; give a file name")
+    folder = dst.parent if str(dst.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"output folder {folder} does not exist")
+    for src in inputs:
+        if src != STDIO and dst.exists() and os.path.exists(src) and os.path.samefile(src, dst):
+            raise InputError(f"output {dst} is the input file {src}; choose another name")
+    if kind == "image":
+        from codec.image_io import image_format
+
+        image_format(output)
+    elif kind == "bitstream":
+        from PIL import Image
+
+        if dst.suffix.lower() in Image.registered_extensions():
+            raise InputError(f"output {dst}: a codec file under an image extension would not open as an image; "
+                             f"use {BITSTREAM_SUFFIX}")
+
+
+def write_output(path: str, write: Callable[[str], object]) -> None:
+    """Write an output atomically, or to standard output for ``-``.
+
+    ``write(target)`` writes to the path it is given; for ``-`` it is given a temporary
+    file whose bytes are then copied to standard output.
+    """
+    from codec.fileio import atomic_write
+
+    if path != STDIO:
+        atomic_write(path, write)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = os.path.join(folder, "out")
+        write(tmp)
+        sys.stdout.buffer.write(Path(tmp).read_bytes())
+        sys.stdout.buffer.flush()
+
+
+def status_stream(output: str):
+    """Where a command's one-line report goes: stderr when the data itself goes to stdout."""
+    return sys.stderr if output == STDIO else sys.stdout
 
 
 def add_device(parser) -> None:

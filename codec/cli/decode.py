@@ -3,28 +3,29 @@ from __future__ import annotations
 
 import argparse
 
-from codec.cli._common import add_device, check_output, timed
+from codec.cli._common import add_device, check_input, check_output, read_input, status_stream, timed, write_output
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("decode", help="decode a .bin file into an image",
-                              description="Decode a codec file; the output format follows OUT's extension (.png, ...).")
-    p.add_argument("input", help="bitstream file")
-    p.add_argument("output", help="image to write (written atomically), e.g. out.png")
-    p.add_argument("--model", default=None, help="weights file, for files coded with a model that does not ship")
+                              description="Decode a codec file; the output format follows OUT's extension "
+                                          "(.png, ...). '-' reads standard input / writes PNG to standard output.")
+    p.add_argument("input", help="bitstream file, or - for standard input")
+    p.add_argument("output", help="image to write (written atomically), e.g. out.png, or - for PNG on stdout")
+    p.add_argument("--model", default=None, help="weights file, for files coded with weights that do not ship")
     add_device(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from codec.api import decode
-    from codec.image_io import save_image
+    from codec.image_io import image_format
 
-    check_output(args.input, args.output)
-    data = Path(args.input).read_bytes()
+    check_input(args.input)
+    check_output(args.output, [args.input], "image")
+    data = read_input(args.input)
     image, seconds = timed(decode, data, device=args.device, model=args.model)
-    save_image(image, args.output)
-    print(f"{args.output}: {image.width}x{image.height} {image.mode} ({seconds:.2f} s)")
+    fmt = "PNG" if args.output == "-" else image_format(args.output)
+    write_output(args.output, lambda target: image.save(target, format=fmt))
+    print(f"{args.output}: {image.width}x{image.height} {image.mode} ({seconds:.2f} s)", file=status_stream(args.output))
     return 0

@@ -18,14 +18,16 @@ def register(subparsers) -> None:
         description="Encode every image of DATASET with every codec at every quality, decode it, and "
                     "measure bpp, PSNR-RGB, MS-SSIM and timings. Writes one CompressAI-format JSON per "
                     "curve, results.csv, rd.png and bd_rate.md into --out. Resumable: finished points "
-                    "are cached in OUT/cache.jsonl. See docs/evaluation.md.")
+                    "are cached in --cache (default .cache/eval/<dataset name>.jsonl in the current "
+                    "folder, never in --out). See docs/evaluation.md.")
     parser.add_argument("dataset", metavar="DATASET",
                         help=f"a folder of images, or a named dataset: {', '.join(DATASETS)}")
     parser.add_argument("--models", default=None, metavar="LIST",
                         help="comma-separated shipped model names or .safetensors paths (default: the shipped "
                              "models whose weights exist; '' for none)")
     parser.add_argument("--baselines", default=None, metavar="LIST",
-                        help=f"comma-separated classical codecs (default: all of {','.join(BASELINES)}; '' for none)")
+                        help=f"comma-separated classical codecs (default: those of {','.join(BASELINES)} whose "
+                             f"library is installed; '' for none)")
     parser.add_argument("--qualities", nargs="+", metavar="SPEC",
                         help="quality grid override: 'jpeg=10,20,30 walloc=1,2.5,4', or a plain list for all codecs")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -37,6 +39,14 @@ def register(subparsers) -> None:
                         help="worker processes for the classical baselines (default 1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help=f"download cache for named datasets (default: ${CACHE_ENV} or ~/.cache/codec/datasets)")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", type=Path, default=None, metavar="FILE",
+                       help="resume cache of finished points (default: .cache/eval/<dataset name>.jsonl "
+                            "relative to the current folder)")
+    cache.add_argument("--no-cache", action="store_true",
+                       help="compute every point; read and write no cache")
+    parser.add_argument("--fresh", action="store_true",
+                        help="recompute every point, ignoring the cache; the new results replace the old ones in it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_device(parser)
     parser.set_defaults(func=run)
@@ -44,19 +54,25 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; prints the BD-rate table and the skipped items."""
+    import time
+
     from codec.evaluation.pipeline import evaluate, split_names
 
     out = args.out if args.out is not None else Path("results") / Path(args.dataset).name
+    start = time.perf_counter()
     result = evaluate(
         args.dataset, out,
         models=None if args.models is None else split_names(args.models),
         baselines=None if args.baselines is None else split_names(args.baselines),
         qualities=args.qualities, anchor=args.anchor, compare=args.compare, jobs=args.jobs,
         device=args.device, cache_dir=args.cache_dir, progress=False if args.no_progress else None,
+        cache=args.cache, use_cache=not args.no_cache, fresh=args.fresh,
     )
+    elapsed = time.perf_counter() - start
     outcome = result.outcome
-    print(f"{result.dataset}: {outcome.computed} points computed, {outcome.cached} from the cache; "
-          f"outputs in {out}")
+    cache = f"cache {result.cache}" if result.cache is not None else "no cache"
+    print(f"{result.dataset}: {outcome.computed} points computed, {outcome.cached} from the cache ({cache}) "
+          f"in {elapsed:.1f} s; outputs in {out}")
     print(result.table, end="")
     nan_images = sorted({r["image"] for r in outcome.rows if r["ms_ssim"] != r["ms_ssim"]})
     if nan_images:

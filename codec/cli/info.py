@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -12,25 +11,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (a header is untrusted input)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def run(args: argparse.Namespace) -> int:
+    from codec import zoo
     from codec.bitstream import unpack
-    from codec.models.registry import available_models
+    from codec.cli._common import read_input
 
-    data = Path(args.file).read_bytes()
+    data = read_input(args.file)
     header, sections = unpack(data)
-    shipped = {info.name: info for info in available_models()}
-    weights = "model does not ship with this package"
-    if header.model in shipped and shipped[header.model].weights_exist:
-        from codec.models.weights import file_sha256
-
-        installed = bytes.fromhex(file_sha256(shipped[header.model].weights_path))[:8]
-        weights = "matches the installed weights" if installed == header.weights_hash else \
-            f"DIFFERS from the installed weights ({installed.hex()})"
+    entry = zoo.find_version(header.model, header.weights_hash)
+    if entry is not None:
+        weights = f"shipped: {entry.path.name}"
+    elif header.model in {e.name for e in zoo.shipped_models()}:
+        weights = "other weights than the shipped ones: pass them with --model to decode"
+    else:
+        weights = "model does not ship with this package"
     pixels = header.width * header.height
     rows = [
-        ("file", f"{args.file} ({len(data)} bytes)"),
+        ("file", f"{printable(args.file)} ({len(data)} bytes)"),
         ("format version", str(header.version)),
-        ("model", header.model),
+        ("model", printable(header.model)),
         ("weights hash", f"{header.weights_hash.hex()} ({weights})"),
         ("quality", f"{header.quality:g}"),
         ("image size", f"{header.width}x{header.height}{' grayscale' if header.grayscale else ' RGB'}"),

@@ -1,4 +1,4 @@
-"""`codec models`: the models that ship, with their quality ranges."""
+"""`codec models`: the shipped models, their quality ranges and measured results."""
 from __future__ import annotations
 
 import argparse
@@ -6,23 +6,25 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list the shipped models",
-                              description="List the models this package ships and the qualities they accept.")
+                              description="List the models this package ships, the qualities they accept "
+                                          "and their measured Kodak BD-rates.")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from codec.models.registry import available_models
+    from codec.zoo import shipped_models
 
-    print(f"{'model':<12} {'quality':<10} {'default':<8} {'weights':<22} description")
-    for info in available_models():
-        low, high = info.quality_range
-        if info.weights_exist:
-            from codec.models.weights import file_sha256
-
-            size = info.weights_path.stat().st_size / 2**20
-            weights = f"{size:.1f} MiB {file_sha256(info.weights_path)[:8]}"
-        else:
-            weights = "missing"
-        print(f"{info.name:<12} {f'{low:g}-{high:g}':<10} {info.default_quality:<8g} {weights:<22} {info.description}")
+    entries = shipped_models()
+    if not entries:
+        print("no model weights are installed")
+        return 1
+    print(f"{'model':<12} {'quality':<8} {'default':<8} {'weights':<18} {'Kodak BD-rate vs JPEG / WebP':<29} description")
+    for entry in entries:
+        low, high = entry.quality_range
+        size = entry.path.stat().st_size / 2**20
+        weights = f"{size:.1f} MiB {entry.sha256[:8]}"
+        measured = entry.metadata.get("kodak_bd_rate")
+        print(f"{entry.name:<12} {f'{low:g}-{high:g}':<8} {entry.default_quality:<8g} {weights:<18} "
+              f"{measured or 'not measured':<29} {entry.description}")
     print("quality: fractional values allowed; higher means more bits and better fidelity")
     return 0

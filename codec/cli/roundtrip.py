@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from codec.cli._common import add_device, report_conversions, timed
+from pathlib import Path
+
+from codec.cli._common import add_device, check_input, check_output, report_conversions, timed, write_output
 
 
 def sample_image() -> str:
@@ -25,21 +27,22 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from codec.api import decode, encode
     from codec.bitstream import unpack
-    from codec.fileio import atomic_write
     from codec.image_io import load_image, save_image
 
     path = args.image or sample_image()
+    check_input(path)
+    if args.save:
+        check_output(args.save + ".bin", [path], "bitstream_any")
+        check_output(args.save + ".png", [path], "image")
     with report_conversions("roundtrip"):
         original = load_image(path)
         data, t_enc = timed(encode, original.rgb if not original.grayscale else original.rgb[:, :, 0],
                             model=args.model, quality=args.quality, device=args.device)
-    image, t_dec = timed(decode, data, device=args.device)
+    image, t_dec = timed(decode, data, device=args.device, model=args.model)
     header, _ = unpack(data)
     decoded = np.asarray(image.convert("RGB"), dtype=np.float64)
     mse = float(np.mean((decoded - original.rgb.astype(np.float64)) ** 2))
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"PSNR-RGB  {psnr:.2f} dB")
     print(f"time      encode {t_enc:.2f} s, decode {t_dec:.2f} s")
     if args.save:
-        atomic_write(args.save + ".bin", lambda tmp: Path(tmp).write_bytes(data))
+        write_output(args.save + ".bin", lambda tmp: Path(tmp).write_bytes(data))
         save_image(image, args.save + ".png")
         print(f"wrote     {args.save}.bin, {args.save}.png")
     return 0

@@ -5,6 +5,7 @@ parameters are listed in ``docs/evaluation.md`` and in each curve's description.
 """
 from __future__ import annotations
 
+import importlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ import numpy as np
 from PIL import Image
 
 from codec.errors import InputError
+
+
+class MissingPluginError(InputError):
+    """A baseline cannot run here: its Pillow plugin is not installed, or Pillow was built without it."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,35 @@ class Baseline:
     default_qualities: tuple[float, ...]
     options: Callable[[float], dict[str, Any]]
     quality_label: str = "quality"
+
+    def unavailable_reason(self) -> str | None:
+        """Why this codec cannot run here (plugin not installed, Pillow built without it), or None."""
+        if self.format in PLUGINS:
+            module, distribution = PLUGINS[self.format]
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return f"{distribution} is not installed"
+        if self.format in FEATURES:
+            import warnings
+
+            import PIL
+            from PIL import features
+
+            with warnings.catch_warnings():  # an older Pillow warns about features it does not know
+                warnings.simplefilter("ignore")
+                supported = features.check(FEATURES[self.format])
+            if not supported:
+                return f"Pillow {PIL.__version__} was built without {FEATURES[self.format]} support"
+        return None
+
+    def require(self) -> None:
+        """Raise MissingPluginError (a one-line CLI error) when the codec cannot run here."""
+        reason = self.unavailable_reason()
+        if reason is not None:
+            install = f"`pip install {PLUGINS[self.format][1]}`, or " if self.format in PLUGINS else ""
+            raise MissingPluginError(f"baseline {self.name} is not available: {reason}; {install}leave "
+                                     f"{self.name} out of --baselines")
 
     def check_quality(self, quality: float) -> None:
         """Raise InputError when ``quality`` is outside this codec's range."""
@@ -54,21 +88,40 @@ class Baseline:
         return f"{self.name}|{self.description}|{library_version(self.format)}"
 
 
+#: Pillow plugins that are separate packages: format -> (module to import, pip distribution name).
+PLUGINS: dict[str, tuple[str, str]] = {"JXL": ("pillow_jxl", "pillow-jxl-plugin")}
+#: Codecs built into Pillow: format -> ``PIL.features`` name.
+FEATURES: dict[str, str] = {"JPEG": "jpg", "WEBP": "webp", "JPEG2000": "jpg_2000", "AVIF": "avif"}
+
+
 def _register_plugins(fmt: str) -> None:
-    if fmt == "JXL":
-        import pillow_jxl  # noqa: F401  (registers the JPEG XL plugin with Pillow)
+    if fmt in PLUGINS:
+        module, distribution = PLUGINS[fmt]
+        try:
+            importlib.import_module(module)  # importing it registers the plugin with Pillow
+        except ImportError:
+            raise MissingPluginError(f"{fmt} needs {distribution}, which is not installed "
+                                     f"(`pip install {distribution}`)") from None
 
 
 def library_version(fmt: str) -> str:
-    """Pillow's version plus the version of the library behind ``fmt``."""
+    """Pillow's version plus the version of the library behind ``fmt`` (never raises)."""
     import PIL
     from PIL import features
 
-    if fmt == "JXL":
-        from importlib.metadata import version
+    if fmt in PLUGINS:
+        from importlib.metadata import PackageNotFoundError, version
 
-        return f"Pillow {PIL.__version__}, pillow-jxl-plugin {version('pillow-jxl-plugin')}"
-    feature = {"JPEG": "jpg", "WEBP": "webp", "JPEG2000": "jpg_2000", "AVIF": "avif"}[fmt]
+        module, distribution = PLUGINS[fmt]
+        try:
+            plugin_version = version(distribution)
+        except PackageNotFoundError:  # importable without package metadata (e.g. a source checkout)
+            try:
+                plugin_version = getattr(importlib.import_module(module), "__version__", "version unknown")
+            except ImportError:
+                plugin_version = "not installed"
+        return f"Pillow {PIL.__version__}, {distribution} {plugin_version}"
+    feature = FEATURES[fmt]
     return f"Pillow {PIL.__version__}, {feature} {features.version(feature)}"
 
 
@@ -107,3 +160,16 @@ def get_baseline(name: str) -> Baseline:
     if name not in BASELINES:
         raise InputError(f"unknown baseline {name!r}; available: {', '.join(BASELINES)}")
     return BASELINES[name]
+
+
+def available_baselines() -> tuple[list[str], list[tuple[str, str]]]:
+    """(names of the baselines that can run here, (name, reason) of those that cannot)."""
+    usable: list[str] = []
+    missing: list[tuple[str, str]] = []
+    for name, baseline in BASELINES.items():
+        reason = baseline.unavailable_reason()
+        if reason is None:
+            usable.append(name)
+        else:
+            missing.append((name, reason))
+    return usable, missing

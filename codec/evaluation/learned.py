@@ -10,10 +10,6 @@ import numpy as np
 
 from codec.errors import CodecError, InputError
 
-#: Qualities used for a ``.safetensors`` weights file when ``--qualities`` does not say.
-PATH_MODEL_QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """A learned model to evaluate: its curve name, what ``codec.api`` gets, and its qualities."""
@@ -43,35 +39,24 @@ def require_coder() -> None:
 
 
 def default_models() -> list[str]:
-    """The shipped models whose weights are present."""
-    from codec.models.registry import available_models
+    """The shipped models."""
+    from codec import zoo
 
-    return [info.name for info in available_models() if info.weights_exist]
+    return [entry.name for entry in zoo.shipped_models()]
 
 
 def model_spec(ref: str, device: str = "cpu") -> ModelSpec:
     """Describe a shipped model name or a ``.safetensors`` path; InputError if unusable."""
-    from codec import api
-    from codec.models.registry import available_models, model_info
-    from codec.models.weights import file_sha256
+    from codec import zoo
 
-    if ref.endswith(".safetensors"):
-        path = Path(ref).expanduser()
-        if not path.is_file():
-            raise InputError(f"model weights {path}: no such file")
-        net = api.resolve_model(str(path), device)
-        sha = file_sha256(path)
-        return ModelSpec(path.stem, str(path), f"learned model from {path.name} (sha256 {sha[:12]})",
-                         f"model|{sha}", tuple(net.quality_range), PATH_MODEL_QUALITIES)
-    if ref not in {info.name for info in available_models()}:
-        raise InputError(f"unknown model {ref!r}; shipped: {', '.join(i.name for i in available_models())}, "
-                         f"or pass a path to a .safetensors file")
-    info = model_info(ref)
-    if not info.weights_exist:
-        raise InputError(f"weights of model {ref!r} are missing ({info.weights_path})")
-    sha = file_sha256(info.weights_path)
-    return ModelSpec(ref, ref, f"{info.description} (weights sha256 {sha[:12]})", f"model|{sha}",
-                     tuple(info.quality_range), tuple(info.default_qualities))
+    entry = zoo.entry_for(Path(ref).expanduser() if ref.endswith(".safetensors") else ref)
+    low, high = entry.quality_range
+    qualities = tuple(float(q) for q in range(int(low), int(high) + 1))
+    if entry.path.parent == zoo.WEIGHTS_DIR:
+        return ModelSpec(entry.name, entry.name, f"{entry.description} (weights sha256 {entry.sha256[:12]})",
+                         f"model|{entry.sha256}", (low, high), qualities)
+    return ModelSpec(entry.name, str(entry.path), f"learned model from {entry.path.name} (sha256 {entry.sha256[:12]})",
+                     f"model|{entry.sha256}", (low, high), qualities)
 
 
 def warm_up(spec: ModelSpec, device: str = "cpu") -> None:

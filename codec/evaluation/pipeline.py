@@ -8,12 +8,13 @@ from pathlib import Path
 
 from codec.errors import InputError
 from codec.evaluation import learned, report
-from codec.evaluation.baselines import BASELINES, get_baseline
+from codec.evaluation.baselines import available_baselines, get_baseline
 from codec.evaluation.datasets import resolve_dataset
 from codec.evaluation.runner import CodecSpec, RunOutcome, run_grid, scan_images
-from codec.evaluation.store import ResultStore, format_quality
+from codec.evaluation.store import ResultStore, default_cache_path, format_quality
 
-CACHE_FILE = "cache.jsonl"
+#: Where the resume cache used to be written (inside the results folder); no longer read.
+LEGACY_CACHE_FILE = "cache.jsonl"
 
 
 def split_names(text: str | None) -> list[str]:
@@ -51,6 +52,7 @@ def build_codecs(model_refs: list[str], baseline_names: list[str], qualities: Se
     specs: list[CodecSpec] = []
     for name in baseline_names:
         b = get_baseline(name)
+        b.require()  # a missing plugin is a one-line error before any work
         chosen = per_codec.pop(name, None) or common or list(b.default_qualities)
         for q in chosen:
             b.check_quality(q)
@@ -82,13 +84,21 @@ class EvalResult:
     curves: list[report.Curve]
     table: str
     outputs: list[Path]
+    cache: Path | None = None
 
 
 def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines: list[str] | None = None,
              qualities: Sequence[str] | None = None, anchor: str | None = None, compare: Sequence[str] = (),
              jobs: int = 1, device: str = "cpu", cache_dir: Path | None = None, progress: bool | None = None,
-             warn: Callable[[str], None] | None = None) -> EvalResult:
-    """Run the evaluation and write JSONs, CSV, plots, ``bd_rate.md`` and ``summary.json`` into ``out``."""
+             warn: Callable[[str], None] | None = None, cache: Path | None = None, use_cache: bool = True,
+             fresh: bool = False) -> EvalResult:
+    """Run the evaluation and write JSONs, CSV, plots, ``bd_rate.md`` and ``summary.json`` into ``out``.
+
+    ``cache``: the resume cache file (default :func:`~codec.evaluation.store.default_cache_path`
+    of the dataset name, ``.cache/eval/<name>.jsonl`` under the current directory; never in
+    ``out``). ``use_cache=False``: no cache is read or written. ``fresh=True``: every point is
+    recomputed; the new results are still written to the cache.
+    """
     warn = warn or (lambda message: print(message, file=sys.stderr))
     if jobs < 1:
         raise InputError("--jobs must be at least 1")
@@ -97,7 +107,10 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
         if models and not learned.coder_available():
             warn(f"codec eval: warning: skipping models {', '.join(models)}: compiled range coder not available")
             models = []
-    baselines = list(BASELINES) if baselines is None else baselines
+    if baselines is None:
+        baselines, missing = available_baselines()
+        for name, reason in missing:
+            warn(f"codec eval: note: {name} skipped ({reason})")
     codecs = build_codecs(models, baselines, qualities, device)
     external = [report.load_external(Path(p)) for p in compare]
     if not codecs and not external:
@@ -113,8 +126,16 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
     if not images and codecs:
         raise InputError(f"no readable images in {dataset} ({len(skipped)} skipped)")
     out = Path(out)
+    if use_cache:
+        cache = Path(cache).expanduser() if cache is not None else default_cache_path(name)
+    else:
+        cache = None
+    legacy = out / LEGACY_CACHE_FILE
+    if legacy.is_file() and (cache is None or not _same_file(legacy, cache)):
+        warn(f"codec eval: note: {legacy} is not read (the cache is "
+             f"{cache if cache is not None else 'off'}); it can be deleted")
     out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out / CACHE_FILE)
+    store = ResultStore(cache, fresh=fresh)
     outcome = run_grid(codecs, images, store, jobs, device, progress, warn)
     outcome.skipped[:0] = skipped
     curves = report.average_curves(outcome.rows, {c.name: c.description for c in codecs}) + external
@@ -134,7 +155,11 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
         "ms_ssim_nan_images": small, "computed_points": outcome.computed, "cached_points": outcome.cached,
     })
     outputs += [out / n for n in ("results.csv", "rd.png", "rd_msssim.png", "bd_rate.md", "summary.json")]
-    return EvalResult(name, outcome, curves, table, outputs)
+    return EvalResult(name, outcome, curves, table, outputs, cache)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.exists() and b.exists() and a.samefile(b)
 
 
 def _table(curves: list[report.Curve], anchor: str | None, warn: Callable[[str], None]) -> str:

@@ -3,6 +3,10 @@
 Classical baselines can run in worker processes (``jobs > 1``); learned models always run in
 the main process. Every finished point is appended to the cache at once, so an interrupted
 run resumes where it stopped and a repeated run does no coding at all.
+
+The progress bar counts points but its ETA is not tqdm's points × average rate: points differ
+in cost by an order of magnitude (a JPEG point vs a learned-model point), so see
+:class:`EtaEstimate` for how the remaining time is estimated.
 """
 from __future__ import annotations
 
@@ -111,6 +115,93 @@ def code_baseline(name: str, quality: float, path: str) -> dict[str, Any]:
     return measure(rgb, data, reconstruction, encode_s, decode_s)
 
 
+def code_baseline_timed(name: str, quality: float, path: str) -> tuple[dict[str, Any], float]:
+    """:func:`code_baseline` and its wall seconds (load + encode + decode + metrics), for the ETA."""
+    start = time.perf_counter()
+    result = code_baseline(name, quality, path)
+    return result, time.perf_counter() - start
+
+
+#: Wall seconds per megapixel of one point (read the image, encode, decode, PSNR and MS-SSIM),
+#: measured with OMP_NUM_THREADS=1 on the development machine (2-core x86 VM, 2 Kodak images,
+#: docs/evaluation.md). They only seed the ETA until a codec's first point is measured, and
+#: only their ratios matter (see EtaEstimate).
+COST_PRIOR_S_PER_MPX: dict[str, float] = {
+    "jpeg": 1.15, "jpeg444": 1.1, "webp": 1.4, "jpeg2000": 1.3, "avif": 2.65, "jxl": 1.65,
+    "walloc": 3.7, "hyperprior": 3.9,
+}
+#: The same for a baseline or a learned model without an entry above.
+DEFAULT_BASELINE_PRIOR_S_PER_MPX = 1.6
+DEFAULT_MODEL_PRIOR_S_PER_MPX = 3.9
+
+
+class EtaEstimate:
+    """Remaining wall time of a grid whose points differ widely in cost.
+
+    Why not tqdm's own ETA: it divides the points left by the average rate so far, which is only
+    right when the points done so far are representative of those left. Here they are not: with
+    one thread a JPEG point costs about a third of a learned-model point, an AVIF point twice a
+    JPEG one (the ratios change with threads and devices), and the grid used to run codec by
+    codec, fast baselines first, so the bar promised seconds for a run that still had minutes of
+    model points ahead (issue 9: "11 s" with 75 s to go). Instead:
+
+    * the cost of a point is (image megapixels) x (seconds per megapixel of its codec);
+    * a codec's seconds per megapixel is measured in this run as soon as one of its points is
+      done; before that it is the prior from COST_PRIOR_S_PER_MPX scaled by how much faster or
+      slower than the development machine this machine has been on the points done so far;
+    * cached points are not in the work at all;
+    * the ETA is the sum over the points left, with the baseline part divided by the number of
+      worker processes (``jobs``), since they run that many at a time.
+
+    The runner also orders the work image by image (every codec on the first image, then every
+    codec on the second...), so each codec is measured on the first image and the estimate is
+    based on measurements, not priors, after the first image (with ``jobs > 1``, after the first
+    image of the model stage for the models).
+    """
+
+    def __init__(self, work: Iterable[tuple[CodecSpec, float, ImageItem]], jobs: int = 1) -> None:
+        self.jobs = max(1, jobs)
+        self.remaining_mpx: dict[str, float] = {}
+        self.parallel: dict[str, int] = {}
+        self.prior: dict[str, float] = {}
+        self.measured: dict[str, list[float]] = {}  # codec -> [seconds, megapixels] of points done
+        self.prior_seconds_done = 0.0  # what the priors predicted for the points done
+        for codec, _, image in work:
+            name = codec.name
+            self.remaining_mpx[name] = self.remaining_mpx.get(name, 0.0) + _mpx(image)
+            self.parallel[name] = self.jobs if codec.model is None else 1
+            default = DEFAULT_BASELINE_PRIOR_S_PER_MPX if codec.model is None else DEFAULT_MODEL_PRIOR_S_PER_MPX
+            self.prior[name] = COST_PRIOR_S_PER_MPX.get(name, default)
+
+    def done(self, codec: CodecSpec, image: ImageItem, seconds: float | None) -> None:
+        """One point finished (``seconds``: its wall time; None for a point skipped without work)."""
+        mpx = _mpx(image)
+        self.remaining_mpx[codec.name] = max(0.0, self.remaining_mpx.get(codec.name, 0.0) - mpx)
+        if seconds is not None:
+            measured = self.measured.setdefault(codec.name, [0.0, 0.0])
+            measured[0] += seconds
+            measured[1] += mpx
+            self.prior_seconds_done += self.prior.get(codec.name, DEFAULT_BASELINE_PRIOR_S_PER_MPX) * mpx
+
+    def seconds_per_mpx(self, name: str) -> float:
+        """Measured cost of codec ``name`` in this run, or its prior scaled to this machine."""
+        measured = self.measured.get(name)
+        if measured and measured[1] > 0:
+            return measured[0] / measured[1]
+        spent = sum(s for s, _ in self.measured.values())
+        speed = spent / self.prior_seconds_done if self.prior_seconds_done > 0 else 1.0
+        return self.prior[name] * speed
+
+    def remaining_seconds(self) -> float:
+        """Estimated wall seconds until every point is done."""
+        return sum(mpx * self.seconds_per_mpx(name) / self.parallel[name]
+                   for name, mpx in self.remaining_mpx.items() if mpx > 0)
+
+
+def _mpx(image: ImageItem) -> float:
+    return image.width * image.height / 1e6
+
+
 def _worker_init() -> None:
     try:
         import torch
@@ -141,56 +232,79 @@ def run_grid(codecs: list[CodecSpec], images: list[ImageItem], store: ResultStor
         outcome.skipped.append((image.name, f"{what}: {reason}"))
         warn(f"codec eval: warning: skipped {image.name} for {what}: {reason}")
 
-    pending = [(c, q, im) for c in codecs for q in c.qualities for im in images
+    # Image by image, every codec on each image: the first image measures every codec (EtaEstimate).
+    pending = [(c, q, im) for im in images for c in codecs for q in c.qualities
                if store.get(point_key(c.settings, q, im.sha256)) is None]
-    bar = tqdm(total=len(pending), desc="eval", unit="pt", disable=None if progress is None else not progress)
-    try:
-        baseline_work = [(c, q, im) for c, q, im in pending if c.model is None]
-        if jobs > 1 and len(baseline_work) > 1:
-            context = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
-                futures = {pool.submit(code_baseline, c.name, q, str(im.path)): (c, q, im)
-                           for c, q, im in baseline_work}
+    baseline_work: dict[ImageItem, list[tuple[CodecSpec, float]]] = {}
+    model_work: dict[ImageItem, list[tuple[CodecSpec, float]]] = {}
+    for c, q, im in pending:
+        (baseline_work if c.model is None else model_work).setdefault(im, []).append((c, q))
+    parallel = jobs > 1 and sum(map(len, baseline_work.values())) > 1
+    eta = EtaEstimate(pending, jobs if parallel else 1)
+    for codec in {c.name: c for work in model_work.values() for c, _ in work}.values():
+        learned.warm_up(codec.model, device)  # type: ignore[arg-type]  (loaded before any timing)
+    bar = tqdm(total=len(pending), desc="eval", unit="pt", disable=None if progress is None else not progress,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points [{elapsed}{postfix}]")
+
+    def advance(codec: CodecSpec | None = None, image: ImageItem | None = None, seconds: float | None = None) -> None:
+        if codec is not None and image is not None:
+            eta.done(codec, image, seconds)
+        left = eta.remaining_seconds()
+        bar.set_postfix_str(f"ETA {tqdm.format_interval(left)}" if left > 0 else "", refresh=codec is None)
+        if codec is not None:
+            bar.update()
+
+    def code_baseline_point(c: CodecSpec, q: float, im: ImageItem,
+                            compute: Callable[[], tuple[dict[str, Any], float]]) -> None:
+        seconds = None
+        try:
+            result, elapsed = compute()
+            store.add(_record(c, q, im, result))
+            outcome.computed += 1
+            seconds = elapsed
+        except Exception as err:  # noqa: BLE001 - one bad point must not stop the run
+            fail(c, q, im, f"{type(err).__name__}: {err}")
+        advance(c, im, seconds)
+
+    def code_models(image: ImageItem) -> None:
+        work = model_work.get(image, [])
+        rgb = load_rgb(image.path) if work else None
+        for c, q in work:
+            seconds = None
+            if (c.name, image.name) not in failed:
+                start = time.perf_counter()
                 try:
-                    for future in cf.as_completed(futures):
-                        c, q, im = futures[future]
-                        try:
-                            store.add(_record(c, q, im, future.result()))
-                            outcome.computed += 1
-                        except Exception as err:  # noqa: BLE001 - one bad point must not stop the run
-                            fail(c, q, im, f"{type(err).__name__}: {err}")
-                        bar.update()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-        else:
-            for c, q, im in baseline_work:
-                try:
-                    store.add(_record(c, q, im, code_baseline(c.name, q, str(im.path))))
+                    data, reconstruction, enc_s, dec_s = learned.code_image(c.model, rgb, q, device)  # type: ignore
+                    store.add(_record(c, q, image, measure(rgb, data, reconstruction, enc_s, dec_s)))  # type: ignore
                     outcome.computed += 1
-                except Exception as err:  # noqa: BLE001
-                    fail(c, q, im, f"{type(err).__name__}: {err}")
-                bar.update()
-        model_work = [(c, q, im) for c, q, im in pending if c.model is not None]
-        for codec in {c.name: c for c, _, _ in model_work}.values():
-            learned.warm_up(codec.model, device)  # type: ignore[arg-type]
-        for image in images:
-            work = [(c, q) for c, q, im in model_work if im is image]
-            if not work:
-                continue
-            rgb = load_rgb(image.path)
-            for c, q in work:
-                if (c.name, image.name) in failed:
-                    bar.update()
-                    continue
-                try:
-                    data, reconstruction, enc_s, dec_s = learned.code_image(c.model, rgb, q, device)  # type: ignore[arg-type]
-                    store.add(_record(c, q, image, measure(rgb, data, reconstruction, enc_s, dec_s)))
-                    outcome.computed += 1
+                    seconds = time.perf_counter() - start
                 except InputError as err:
                     failed.add((c.name, image.name))
                     fail(c, None, image, str(err))
-                bar.update()
+            advance(c, image, seconds)
+
+    try:
+        advance()  # the ETA from the priors, before the first point
+        if parallel:
+            # Baselines in worker processes first (submitted image by image), then the models here.
+            context = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
+                futures = {pool.submit(code_baseline_timed, c.name, q, str(im.path)): (c, q, im)
+                           for im, work in baseline_work.items() for c, q in work}
+                try:
+                    for future in cf.as_completed(futures):
+                        code_baseline_point(*futures[future], future.result)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+            for image in images:
+                code_models(image)
+        else:
+            # One process: baselines, then models, on each image in turn.
+            for image in images:
+                for c, q in baseline_work.get(image, []):
+                    code_baseline_point(c, q, image, lambda: code_baseline_timed(c.name, q, str(image.path)))
+                code_models(image)
     finally:
         bar.close()
     for c in codecs:

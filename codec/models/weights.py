@@ -7,16 +7,14 @@ stored too, so the encoder and decoder always code with bit-identical tables.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from codec.errors import CodecError
+from codec.errors import CodecError, InputError
 from codec.fileio import atomic_write
 from codec.models import ARCHITECTURES, VariableRateHyperprior
 
@@ -40,35 +38,32 @@ def save_weights(model: VariableRateHyperprior, path: str | os.PathLike, archite
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    from codec.zoo import file_sha256
+
     return file_sha256(path)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata dictionary of a safetensors file."""
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
-
-
 def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateHyperprior:
-    """Build the model a weights file describes and load it, in eval mode, on ``device``."""
+    """Build the model a weights file describes and load it, in eval mode, on ``device``.
+
+    Every way a file can be unusable (not safetensors, unknown architecture, a config the
+    architecture does not take, tensors of other names or shapes) is one InputError.
+    """
+    from codec.zoo import describe
+
+    entry = describe(path)
     try:
-        metadata = read_metadata(path)
-        architecture = metadata["architecture"]
-        config = json.loads(metadata["config"])
-    except FileNotFoundError:
-        raise CodecError(f"weights file not found: {path}") from None
-    except (KeyError, ValueError, OSError) as err:
-        raise CodecError(f"{path} is not a valid weights file ({err})") from None
-    model = build_model(architecture, config)
-    model.load_state_dict(load_file(str(path)))
-    model.weights_hash = bytes.fromhex(file_sha256(path))[:8]
+        model = build_model(entry.architecture, entry.config)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}: its config does not fit architecture {entry.architecture!r} ({err})") from None
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+        raise InputError(f"{path}: cannot read its tensors ({err})") from None
+    try:
+        model.load_state_dict(tensors)
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise InputError(f"{path}: its tensors do not match a {entry.architecture} model ({first})") from None
+    model.weights_hash = entry.weights_hash
     return model.eval().to(torch.device(device))
