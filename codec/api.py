@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,30 @@ def _quality(model: VariableRateHyperprior, quality: float | None) -> float:
     return struct.unpack("<f", struct.pack("<f", quality))[0]
 
 
+#: Intra-op threads the networks run with on the CPU. CPU convolution kernels split their work
+#: by the thread count, and the float results differ in the last bits from one count to
+#: another: enough to move a decoded pixel by 1, or a latent across a rounding boundary.
+#: Pinning the count makes bytes and pixels the same whatever the caller's thread setting,
+#: at the price of one core per call; run several files at once (``--jobs``) to use more.
+CPU_THREADS = 1
+_threads_lock = threading.Lock()
+
+
+@contextmanager
+def reproducible_threads(device: torch.device) -> Iterator[None]:
+    """Run the enclosed CPU work with :data:`CPU_THREADS` intra-op threads, then restore."""
+    if device.type != "cpu":
+        yield
+        return
+    with _threads_lock:
+        before = torch.get_num_threads()
+        torch.set_num_threads(CPU_THREADS)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
 def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     h, w = x.shape[-2:]
     pad_bottom, pad_right = -h % multiple, -w % multiple
@@ -87,7 +113,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateHyperprior = "walloc
     dev = next(net.parameters()).device
     x = (x.detach().float().clamp(0, 1) * 255).round().div(255).to(dev)
     x, header.pad_right, header.pad_bottom = _pad(x, net.pad_multiple)
-    with torch.inference_mode():
+    with reproducible_threads(dev), torch.inference_mode():
         out = net.compress(x, quality)
     y_strings, z_strings = out["strings"]
     return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
@@ -134,7 +160,7 @@ def _decode_group(net: VariableRateHyperprior, header: bitstream.Header, section
         raise BitstreamError("corrupt header: padding does not match the model")
     shape = (padded_h // net.pad_multiple, padded_w // net.pad_multiple)
     try:
-        with torch.inference_mode():
+        with reproducible_threads(next(net.parameters()).device), torch.inference_mode():
             x_hat = net.decompress([[s[1] for s in sections], [s[0] for s in sections]], shape, header.quality)["x_hat"]
     except ValueError as err:
         raise BitstreamError(f"corrupt payload: {err}") from None

@@ -1,8 +1,17 @@
-"""Atomic file writes: a failure never leaves a partial or temporary file behind."""
+"""Atomic, durable file writes: a failure never leaves a partial file behind.
+
+The data goes to a temporary file ``.NAME.XXXXXXXX.tmp`` in the target's folder, which is
+flushed to disk (fsync), renamed onto the target, and the folder fsynced, so a finished
+output survives a crash. A process killed mid-write (SIGKILL, power loss) can leave its
+temporary file behind: the next write of the same target removes such files once they are
+older than :data:`STALE_SECONDS`.
+"""
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,18 +25,49 @@ def _umask_permissions(path: str) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+#: Age after which a leftover temporary file of ours is taken to belong to a dead writer.
+STALE_SECONDS = 3600
+
+
+def _fsync(path: str | os.PathLike, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that an interrupted write of ``path`` left (older than STALE_SECONDS)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    removed = []
+    now = time.time()
+    for leftover in directory.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - leftover.stat().st_mtime > STALE_SECONDS:
+                leftover.unlink()
+                removed.append(leftover)
+        except OSError:
+            continue  # another process removed or renamed it
+    return removed
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on failure no file is left behind."""
+    """Call ``write(tmp_path)``, fsync, then rename onto ``path``; on failure no file is left behind."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"output folder {directory} does not exist")
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
         _umask_permissions(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(directory, directory=True)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

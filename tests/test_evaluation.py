@@ -114,8 +114,13 @@ def fake_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeMod
     monkeypatch.setattr(api, "resolve_model", lambda ref, device="cpu": types.SimpleNamespace(quality_range=(1.0, 6.0)))
     monkeypatch.setattr(api, "encode", fake.encode)
     monkeypatch.setattr(api, "decode", fake.decode)
+    # A weights file the model catalogue can describe (header only; the fake API never loads it).
+    from safetensors.numpy import save_file
+
     weights = tmp_path / "fake.safetensors"
-    weights.write_bytes(b"not really weights")
+    config = {"lambdas": [0.001 * 2**k for k in range(6)]}  # 6 trained levels: qualities 1..6
+    save_file({"x": np.zeros(1, np.float32)}, str(weights),
+              metadata={"architecture": "walloc", "config": json.dumps(config)})
     return fake, weights
 
 

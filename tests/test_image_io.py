@@ -94,3 +94,30 @@ def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_killed_writer_leaves_nothing_the_next_write_keeps(tmp_path):
+    """SIGKILL during the final write leaves its temporary; the next write of that target
+    removes it once stale, and leaves fresh ones (a live writer's) alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys, time; from codec.fileio import atomic_write; "
+              "atomic_write(sys.argv[1], lambda tmp: (open(tmp, 'wb').write(b'partial'), print('writing', flush=True), "
+              "time.sleep(60)))")
+    target = tmp_path / "out.bin"
+    writer = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    leftovers = list(tmp_path.glob(".out.bin.*.tmp"))
+    assert len(leftovers) == 1 and not target.exists()
+    atomic_write(target, lambda tmp: open(tmp, "wb").write(b"new"))
+    assert list(tmp_path.glob(".out.bin.*.tmp")) == leftovers  # fresh: maybe a live writer
+    old = time.time() - 2 * 3600
+    os.utime(leftovers[0], (old, old))
+    atomic_write(target, lambda tmp: open(tmp, "wb").write(b"newer"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"] and target.read_bytes() == b"newer"

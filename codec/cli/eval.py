@@ -23,8 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("dataset", metavar="DATASET",
                         help=f"a folder of images, or a named dataset: {', '.join(DATASETS)}")
     parser.add_argument("--models", default=None, metavar="LIST",
-                        help="comma-separated shipped model names or .safetensors paths (default: the shipped "
-                             "models whose weights exist; '' for none)")
+                        help="comma-separated shipped model names or .safetensors paths (default: every shipped "
+                             "model; '' for none)")
     parser.add_argument("--baselines", default=None, metavar="LIST",
                         help=f"comma-separated classical codecs (default: those of {','.join(BASELINES)} whose "
                              f"library is installed; '' for none)")
@@ -73,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
     cache = f"cache {result.cache}" if result.cache is not None else "no cache"
     print(f"{result.dataset}: {outcome.computed} points computed, {outcome.cached} from the cache ({cache}) "
           f"in {elapsed:.1f} s; outputs in {out}")
+    per_image = [(c.name, outcome.seconds_per_image(c)) for c in result.codecs]
+    measured = [(name, seconds) for name, seconds in per_image if seconds is not None]
+    if measured:  # what docs/evaluation.md extrapolates from: one image through each codec's grid
+        print("time per image (whole quality grid, coding + metrics): "
+              + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in measured)
+              + f"; all {sum(s for _, s in measured):.1f} s")
     print(result.table, end="")
     nan_images = sorted({r["image"] for r in outcome.rows if r["ms_ssim"] != r["ms_ssim"]})
     if nan_images:

@@ -1,4 +1,12 @@
 """Glue between compressai's entropy models (their CDF tables) and our range coder."""
+import warnings
+
+# compressai's import calls torch.jit.script, which recent torch flags as deprecated: a
+# notice for compressai's developers, not for the users of this package.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+    import compressai.entropy_models  # noqa: F401
+
 from codec.entropy.coding import (
     decode_bottleneck,
     decode_gaussian,

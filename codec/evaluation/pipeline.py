@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
@@ -85,6 +85,7 @@ class EvalResult:
     table: str
     outputs: list[Path]
     cache: Path | None = None
+    codecs: list[CodecSpec] = field(default_factory=list)
 
 
 def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines: list[str] | None = None,
@@ -155,7 +156,7 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
         "ms_ssim_nan_images": small, "computed_points": outcome.computed, "cached_points": outcome.cached,
     })
     outputs += [out / n for n in ("results.csv", "rd.png", "rd_msssim.png", "bd_rate.md", "summary.json")]
-    return EvalResult(name, outcome, curves, table, outputs, cache)
+    return EvalResult(name, outcome, curves, table, outputs, cache, codecs)
 
 
 def _same_file(a: Path, b: Path) -> bool:

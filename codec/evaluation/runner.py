@@ -63,6 +63,13 @@ class RunOutcome:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     computed: int = 0
     cached: int = 0
+    #: codec -> [wall seconds, points] of the points computed in this run (coding and metrics)
+    timings: dict[str, list[float]] = field(default_factory=dict)
+
+    def seconds_per_image(self, codec: CodecSpec) -> float | None:
+        """Mean wall seconds of one image through ``codec``'s whole grid, or None if none was computed."""
+        seconds, points = self.timings.get(codec.name, (0.0, 0))
+        return seconds / points * len(codec.qualities) if points else None
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -124,15 +131,15 @@ def code_baseline_timed(name: str, quality: float, path: str) -> tuple[dict[str,
 
 #: Wall seconds per megapixel of one point (read the image, encode, decode, PSNR and MS-SSIM),
 #: measured with OMP_NUM_THREADS=1 on the development machine (2-core x86 VM, 2 Kodak images,
-#: docs/evaluation.md). They only seed the ETA until a codec's first point is measured, and
+#: see docs/evaluation.md). They only seed the ETA until a codec's first point is measured, and
 #: only their ratios matter (see EtaEstimate).
 COST_PRIOR_S_PER_MPX: dict[str, float] = {
-    "jpeg": 1.15, "jpeg444": 1.1, "webp": 1.4, "jpeg2000": 1.3, "avif": 2.65, "jxl": 1.65,
-    "walloc": 3.7, "hyperprior": 3.9,
+    "jpeg": 0.55, "jpeg444": 0.55, "webp": 0.95, "jpeg2000": 0.85, "avif": 2.2, "jxl": 1.25,
+    "walloc": 2.2, "hyperprior": 2.3,
 }
 #: The same for a baseline or a learned model without an entry above.
-DEFAULT_BASELINE_PRIOR_S_PER_MPX = 1.6
-DEFAULT_MODEL_PRIOR_S_PER_MPX = 3.9
+DEFAULT_BASELINE_PRIOR_S_PER_MPX = 1.0
+DEFAULT_MODEL_PRIOR_S_PER_MPX = 2.3
 
 
 class EtaEstimate:
@@ -140,8 +147,8 @@ class EtaEstimate:
 
     Why not tqdm's own ETA: it divides the points left by the average rate so far, which is only
     right when the points done so far are representative of those left. Here they are not: with
-    one thread a JPEG point costs about a third of a learned-model point, an AVIF point twice a
-    JPEG one (the ratios change with threads and devices), and the grid used to run codec by
+    one thread a JPEG point costs a quarter of a learned-model point or of an AVIF point (the
+    ratios change with threads and devices), and the grid used to run codec by
     codec, fast baselines first, so the bar promised seconds for a run that still had minutes of
     model points ahead (issue 9: "11 s" with 75 s to go). Instead:
 
@@ -249,6 +256,10 @@ def run_grid(codecs: list[CodecSpec], images: list[ImageItem], store: ResultStor
     def advance(codec: CodecSpec | None = None, image: ImageItem | None = None, seconds: float | None = None) -> None:
         if codec is not None and image is not None:
             eta.done(codec, image, seconds)
+            if seconds is not None:
+                timing = outcome.timings.setdefault(codec.name, [0.0, 0])
+                timing[0] += seconds
+                timing[1] += 1
         left = eta.remaining_seconds()
         bar.set_postfix_str(f"ETA {tqdm.format_interval(left)}" if left > 0 else "", refresh=codec is None)
         if codec is not None:

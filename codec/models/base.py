@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models import CompressionModel
 from torch import nn
 
-from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian
+from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian  # first: quiets compressai's import
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
+from compressai.models import CompressionModel  # noqa: E402
 from codec.models.gain import GainUnits
 
 # RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
