@@ -15,7 +15,7 @@ TINY_MODEL = {"latent_channels": 4, "levels": 2, "decoder_channels": 8, "decoder
 
 
 def _train(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "tools" / "train.py"), *args],
+    return subprocess.run([sys.executable, "-W", "ignore", "-m", "codec", *args],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -33,6 +33,16 @@ def setup(tmp_path_factory):
     config_path = root / "tiny.json"
     config_path.write_text(json.dumps(config))
     return root, data, config_path
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    """The setup, with run ``a`` trained for the config's 6 steps (once per module)."""
+    root, data, config = setup
+    if not (root / "a" / "last.pt").exists():
+        result = _train("train", "--config", str(config), "--data", str(data), "--threads", "1", "--out", str(root / "a"))
+        assert result.returncode == 0, result.stderr
+    return setup
 
 
 def _state(run: Path) -> dict:
@@ -61,7 +71,8 @@ def test_export_writes_loadable_weights(setup):
     weights = root / "tiny.safetensors"
     result = _train("export", str(root / "a" / "last.pt"), str(weights))
     assert result.returncode == 0, result.stderr
-    from codec.models.weights import load_weights, read_metadata
+    from codec.models.weights import load_weights
+    from codec.zoo import read_metadata
 
     assert read_metadata(weights)["architecture"] == "walloc"
     model = load_weights(weights)
@@ -104,11 +115,67 @@ def test_bad_input_fails_before_training(setup, tmp_path, case):
 
 
 def test_lr_schedule_warms_up_and_decays():
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train import lr_factor
+    from codec.training.trainer import lr_factor
 
     assert lr_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
     assert lr_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
     assert lr_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
     values = [lr_factor(s, 10, 100, 0.1) for s in range(10, 101)]
     assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_init_from_weights_continues_the_step_and_the_history(trained):
+    """A run started from exported weights goes on from their step, with their history."""
+    root, data, config = trained
+    weights = root / "init.safetensors"
+    assert _train("export", str(root / "a" / "last.pt"), str(weights)).returncode == 0
+    result = _train("train", "--config", str(config), "--data", str(data), "--threads", "1",
+                    "--out", str(root / "c"), "--init", str(weights), "--steps", "9")
+    assert result.returncode == 0, result.stderr
+    assert "started from the weights" in result.stdout
+    state = _state(root / "c")
+    assert state["step"] == 9 and state["schedule_start"] == 6
+    assert [(seg["start_step"], seg["end_step"]) for seg in state["history"]] == [(0, 6), (6, 9)]
+    too_few = _train("train", "--config", str(config), "--data", str(data), "--threads", "1",
+                     "--out", str(root / "d"), "--init", str(weights), "--steps", "6")
+    assert too_few.returncode == 1 and "not beyond" in too_few.stderr
+
+
+def test_export_if_better_keeps_the_better_weights(trained, tmp_path, monkeypatch):
+    from codec.training import export as export_module
+    from codec.training import selection
+
+    root, data, _ = trained
+    weights = tmp_path / "tiny.safetensors"
+    written, _ = export_module.export(str(root / "a" / "last.pt"), str(weights))
+    assert written
+    before = weights.read_bytes()
+    # The same weights again: BD-rate 0 on the held-out images (real files), so nothing is written.
+    written, account = export_module.export(str(root / "a" / "last.pt"), str(weights), if_better=True, data=str(data))
+    assert not written and "+0.00 %" in account and weights.read_bytes() == before
+    # A candidate that needs 10 % fewer bits at every quality replaces them; the old ones stay by hash.
+    real = selection.code_images
+    calls = []
+
+    def fewer_bits_for_the_candidate(model, images, qualities):
+        curve = real(model, images, qualities)
+        calls.append(curve)
+        return curve if len(calls) == 1 else {q: (r * 0.9, d) for q, (r, d) in curve.items()}
+
+    monkeypatch.setattr(selection, "code_images", fewer_bits_for_the_candidate)
+    written, account = export_module.export(str(root / "a" / "last.pt"), str(weights), if_better=True, data=str(data))
+    assert written and "-10.00 %" in account
+    kept = list(tmp_path.glob("tiny@*.safetensors"))
+    assert len(kept) == 1 and kept[0].read_bytes() == before
+
+
+def test_training_refuses_kodak(setup, tmp_path):
+    """Kodak is for reported figures only: a data folder holding a Kodak image is refused."""
+    root, data, config = setup
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for f in data.iterdir():
+        (mixed / f.name).write_bytes(f.read_bytes())
+    (mixed / "kodim07.png").write_bytes((data / "im0.jpg").read_bytes())
+    result = _train("train", "--config", str(config), "--data", str(mixed), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and "Kodak" in result.stderr and "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ import sys
 from codec.errors import CodecError
 
 # Subcommand modules, in the order `codec --help` lists them.
-_COMMANDS = ("encode", "decode", "info", "models", "roundtrip", "eval")
+_COMMANDS = ("encode", "decode", "info", "models", "roundtrip", "eval", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

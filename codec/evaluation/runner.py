@@ -148,9 +148,9 @@ class EtaEstimate:
     Why not tqdm's own ETA: it divides the points left by the average rate so far, which is only
     right when the points done so far are representative of those left. Here they are not: with
     one thread a JPEG point costs a quarter of a learned-model point or of an AVIF point (the
-    ratios change with threads and devices), and the grid used to run codec by
-    codec, fast baselines first, so the bar promised seconds for a run that still had minutes of
-    model points ahead (issue 9: "11 s" with 75 s to go). Instead:
+    ratios change with threads and devices), and the grid used to run codec by codec, fast
+    baselines first, so the bar promised seconds for a run that still had minutes of model
+    points ahead (issue 9: "11 s" with 75 s to go). Instead:
 
     * the cost of a point is (image megapixels) x (seconds per megapixel of its codec);
     * a codec's seconds per megapixel is measured in this run as soon as one of its points is
@@ -209,6 +209,12 @@ def _mpx(image: ImageItem) -> float:
     return image.width * image.height / 1e6
 
 
+def warm_up_metrics() -> None:
+    """Import torch and run MS-SSIM once, so that no point's time includes that start-up (~2 s)."""
+    blank = np.zeros((192, 192, 3), np.uint8)
+    metrics.ms_ssim(blank, blank)
+
+
 def _worker_init() -> None:
     try:
         import torch
@@ -216,6 +222,7 @@ def _worker_init() -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
+    warm_up_metrics()
 
 
 def _record(codec: CodecSpec, quality: float, image: ImageItem, result: dict[str, Any]) -> dict[str, Any]:
@@ -250,6 +257,8 @@ def run_grid(codecs: list[CodecSpec], images: list[ImageItem], store: ResultStor
     eta = EtaEstimate(pending, jobs if parallel else 1)
     for codec in {c.name: c for work in model_work.values() for c, _ in work}.values():
         learned.warm_up(codec.model, device)  # type: ignore[arg-type]  (loaded before any timing)
+    if pending:
+        warm_up_metrics()  # here for the models and jobs=1; worker processes do it in their initializer
     bar = tqdm(total=len(pending), desc="eval", unit="pt", disable=None if progress is None else not progress,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} points [{elapsed}{postfix}]")
 

@@ -32,6 +32,20 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def refuse_evaluation_images(files: list[Path]) -> None:
+    """InputError if any file is a Kodak image (by name or content): Kodak is for reported
+    figures only, never for training or model selection."""
+    import re
+
+    from codec.evaluation.datasets import KODAK_SHA256
+    from codec.zoo import file_sha256
+
+    kodak = set(KODAK_SHA256.values())
+    for path in files:
+        if re.fullmatch(r"kodim\d\d", path.stem, re.IGNORECASE) or file_sha256(path) in kodak:
+            raise InputError(f"{path} is a Kodak evaluation image: Kodak is never used for training or selection")
+
+
 def split_holdout(files: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
     """Deterministic train/validation split by a hash of the file name."""
     ranked = sorted(files, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())

@@ -1,10 +1,9 @@
-#!/usr/bin/env python
-"""Train a variable-rate model and export shipped weights.
+"""Train a variable-rate model: ``codec train`` (shipping the weights is ``codec export``).
 
-    python tools/train.py train --config configs/walloc.json --data ../shared/data/train --out runs/walloc
-    python tools/train.py train ... --resume            # continue from runs/walloc/last.pt
-    torchrun --nproc_per_node=8 tools/train.py train --config ... --device cuda --amp
-    python tools/train.py export runs/walloc/last.pt codec/zoo/weights/walloc.safetensors
+    codec train --config configs/walloc.json --data ../shared/data/train --out runs/walloc
+    codec train ... --resume            # continue exactly from runs/walloc/last.pt
+    codec train ... --init codec/zoo/weights/walloc.safetensors --steps N   # go on from shipped weights
+    torchrun --nproc_per_node=8 -m codec train --config configs/walloc.json --out runs/walloc --device cuda --amp
 
 Loss: lambda(q) * 255^2 * MSE + bpp with one quality q per sample drawn uniformly from the
 model's continuous quality range (so every fractional quality is trained), Adam, and
@@ -29,12 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from codec.errors import CodecError  # noqa: E402
-from codec.models import rd_loss  # noqa: E402
-from codec.models.weights import build_model, save_weights  # noqa: E402
-from codec.training.data import list_images, split_holdout  # noqa: E402
+from codec.errors import CodecError
+from codec.models import rd_loss
+from codec.models.weights import build_model
+from codec.training.data import list_images, refuse_evaluation_images, split_holdout
 
 
 def load_config(path: str) -> dict:
@@ -77,27 +74,18 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
 @torch.no_grad()
 def validate(model, images: list[np.ndarray], qualities: list[float], size: int = 256) -> dict:
     """Real-bitstream bpp and PSNR on centre crops of held-out images, per quality."""
+    from codec.training.selection import code_images
+
     model.eval()
     model.update(force=True)
-    results = {}
     m = model.pad_multiple
-    for q in qualities:
-        bits = pixels = 0
-        psnrs = []
-        for im in images:
-            h = min(size, im.shape[0]) // m * m
-            w = min(size, im.shape[1]) // m * m
-            if h == 0 or w == 0:
-                continue
+    crops = []
+    for im in images:
+        h, w = min(size, im.shape[0]) // m * m, min(size, im.shape[1]) // m * m
+        if h and w:
             top, left = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
-            x = torch.from_numpy(np.ascontiguousarray(im[top:top + h, left:left + w])).permute(2, 0, 1)[None].float() / 255
-            out = model.compress(x, q)
-            x_hat = model.decompress(out["strings"], out["shape"], q)["x_hat"].clamp(0, 1)
-            bits += 8 * sum(len(s[0]) for s in out["strings"])
-            pixels += h * w
-            mse = ((x_hat * 255).round() - x * 255).pow(2).mean().item()
-            psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
-        results[q] = (bits / max(pixels, 1), float(np.mean(psnrs)) if psnrs else float("nan"))
+            crops.append(np.ascontiguousarray(im[top:top + h, left:left + w]))
+    results = code_images(model, crops, qualities)
     model.train()
     return results
 
@@ -174,12 +162,17 @@ def describe_hardware(ctx: "Distributed") -> str:
     return f"{what}, {torch.get_num_threads()} thread(s) per process"
 
 
-def load_checkpoint(path: Path, config: dict) -> dict:
-    """Read a checkpoint and check it belongs to this architecture and model config."""
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A training checkpoint (``last.pt`` or a snapshot); CodecError when unreadable."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         raise CodecError(f"cannot read checkpoint {path}: {err}") from None
+
+
+def load_checkpoint(path: Path, config: dict) -> dict:
+    """Read a checkpoint and check it belongs to this architecture and model config."""
+    state = read_checkpoint(path)
     if state.get("architecture") != config["architecture"] or state.get("model_config") != config["model"]:
         raise CodecError(f"checkpoint {path} is of another model or config "
                          f"({state.get('architecture')}: {state.get('model_config')}); use a new --out")
@@ -196,17 +189,16 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
 
     from safetensors.torch import load_file
 
-    from codec.models.weights import read_metadata
+    from codec.zoo import describe
 
+    entry = describe(path)
     try:
-        metadata = read_metadata(path)
         state = load_file(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         raise CodecError(f"cannot read weights {path}: {err}") from None
-    if metadata.get("architecture") != config["architecture"] or \
-            json.loads(metadata.get("config", "null")) != config["model"]:
-        raise CodecError(f"weights {path} are of another model or config "
-                         f"({metadata.get('architecture')}: {metadata.get('config')})")
+    if entry.architecture != config["architecture"] or entry.config != config["model"]:
+        raise CodecError(f"weights {path} are of another model or config ({entry.architecture}: {entry.config})")
+    metadata = entry.metadata
     step = int(metadata.get("step", 0))
     if "history" in metadata:
         return state, step, json.loads(metadata["history"])
@@ -218,6 +210,7 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
 
 
 def train(args: argparse.Namespace) -> int:
+    """Train (or resume) as the ``codec train`` arguments say; returns an exit status."""
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -232,6 +225,7 @@ def train(args: argparse.Namespace) -> int:
     ckpt_path = out / "last.pt"
     # Every check of the inputs comes before any training starts.
     files = list_images(args.data)
+    refuse_evaluation_images(files)
     train_files, holdout_files = split_holdout(files, t.get("holdout", 8))
     state = load_checkpoint(ckpt_path, config) if args.resume and ckpt_path.exists() else None
     if args.resume and state is None:
@@ -254,7 +248,7 @@ def train(args: argparse.Namespace) -> int:
         history = [{"start_step": 0, "end_step": state["step"], "seconds": seconds_from_log(out / "log.csv", state["step"]),
                     "hardware": "CPU (earlier segments)", "command": "(reconstructed from log.csv)"}]
     segment = {"start_step": step, "end_step": step, "seconds": 0.0, "hardware": describe_hardware(ctx),
-               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+               "command": " ".join(["codec", *sys.argv[1:]])}
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -368,75 +362,3 @@ def train(args: argparse.Namespace) -> int:
         log_file.close()
     ctx.close()
     return 0
-
-
-def write_model_card(path: Path, state: dict, digest: str) -> None:
-    """A Markdown model card beside the weights: what, how trained, on what, how long."""
-    history = state.get("history", [])
-    t = state.get("train_config", {})
-    total = sum(seg["seconds"] for seg in history)
-    lines = [
-        f"# Model card: {path.stem}", "",
-        f"- Architecture: `{state['architecture']}` with config `{json.dumps(state['model_config'], sort_keys=True)}`",
-        f"- Weights: `{path.name}`, SHA-256 `{digest}`",
-        f"- Training data: `{state.get('data', '?')}` (random {t.get('crop', '?')}px crops with flips; "
-        f"{t.get('holdout', '?')} images held out for validation; never Kodak)",
-        f"- Objective: lambda(q) * 255^2 * MSE + bpp, q uniform over the quality range; Adam "
-        f"(lr {t.get('lr', '?')}, cosine to {t.get('lr_min', '?')}), batch {t.get('batch_size', '?')}; "
-        "compressai auxiliary loss for the bottleneck quantiles",
-        f"- Steps: {state['step']}; training time {total / 60:.1f} min over {len(history)} segment(s)", "",
-        "| steps | minutes | hardware | command |", "| --- | --- | --- | --- |",
-    ]
-    for seg in history:
-        lines.append(f"| {seg['start_step']}-{seg['end_step']} | {seg['seconds'] / 60:.1f} | {seg['hardware']} | "
-                     f"`{seg['command']}` |")
-    lines += ["", "Rate-distortion results on Kodak (real files): see `results/kodak/` and the README.", ""]
-    path.with_suffix(".md").write_text("\n".join(lines))
-
-
-def export(args: argparse.Namespace) -> int:
-    try:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
-        raise CodecError(f"cannot read checkpoint {args.checkpoint}: {err}") from None
-    model = build_model(state["architecture"], state["model_config"])
-    model.load_state_dict(state["model"])
-    digest = save_weights(model, args.weights, state["architecture"], state["model_config"],
-                          {"step": state["step"], "history": json.dumps(state.get("history", []))})
-    write_model_card(Path(args.weights), state, digest)
-    print(f"wrote {args.weights} and its model card (step {state['step']}, sha256 {digest[:16]}...)")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train (or resume) a model")
-    p.add_argument("--config", required=True)
-    p.add_argument("--data", default="../shared/data/train")
-    p.add_argument("--out", required=True, help="run folder: last.pt checkpoint and log.csv")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--steps", type=int, default=0, help="override the config's total steps")
-    p.add_argument("--init", default="", help="start from these weights (safetensors): fresh optimiser, warm-up "
-                   "and cosine from their step to --steps; the model card's history carries over")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="CPU threads per process")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (entropy models stay float32)")
-    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (helps on GPU)")
-    p.set_defaults(func=train)
-    p = sub.add_parser("export", help="write shipped safetensors weights from a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("weights")
-    p.set_defaults(func=export)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (CodecError, OSError) as err:
-        print(f"train: error: {err}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,51 @@
+"""`codec train` and `codec export`: train a model (CPU, GPU, torchrun) and ship its weights."""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train or resume a model (see docs/training.md)",
+                              description="Train a variable-rate model from a JSON config; resumable, "
+                                          "CPU, one GPU or torchrun. See docs/training.md.")
+    p.add_argument("--config", required=True, help="JSON config: architecture, model, train settings")
+    p.add_argument("--data", default="../shared/data/train", help="folder of training photographs")
+    p.add_argument("--out", required=True, help="run folder: last.pt checkpoint, log.csv, snapshots/")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    p.add_argument("--init", default="", help="start from these weights (safetensors): fresh optimiser, warm-up "
+                   "and cosine from their step to --steps; their training history carries over")
+    p.add_argument("--steps", type=int, default=0, help="override the config's total steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="CPU threads per process")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (entropy models stay float32)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (helps on GPU)")
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("export", help="write shipped weights and a model card from a checkpoint",
+                              description="Write safetensors weights and a model card from a training "
+                                          "checkpoint. --if-better writes only when the checkpoint beats the "
+                                          "weights already there on the run's held-out training images.")
+    p.add_argument("checkpoint", help="last.pt or a snapshot")
+    p.add_argument("weights", help="weights file to write, e.g. codec/zoo/weights/walloc.safetensors")
+    p.add_argument("--if-better", action="store_true",
+                   help="compare with the existing WEIGHTS on held-out images (BD-rate) and keep the better; "
+                        "replaced weights stay beside as NAME@HASH.safetensors")
+    p.add_argument("--data", default=None, help="training data folder (default: the one the checkpoint names)")
+    p.set_defaults(func=run_export)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from codec.training.trainer import train
+
+    return train(args)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from codec.training.export import export
+
+    written, account = export(args.checkpoint, args.weights, if_better=args.if_better, data=args.data)
+    print(account)
+    return 0 if written or args.if_better else 1

@@ -1,0 +1,94 @@
+"""Turn a training checkpoint into shipped weights, with a model card, if it is better.
+
+``codec export CHECKPOINT WEIGHTS`` writes safetensors weights (the CDF tables included) and
+a Markdown model card beside them. With ``--if-better`` it first codes the run's held-out
+training images with the checkpoint and with the weights already at WEIGHTS, and writes
+only when the checkpoint's BD-rate against them is negative; the weights it replaces stay
+in the zoo as ``NAME@HASH.safetensors``, so files coded with them still decode.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from codec.errors import InputError
+from codec.models.weights import build_model, load_weights, save_weights
+from codec.training.trainer import read_checkpoint
+
+
+def write_model_card(path: Path, state: dict, digest: str, selection: str = "") -> None:
+    """A Markdown model card beside the weights: what, how trained, on what, how long."""
+    history = state.get("history", [])
+    t = state.get("train_config", {})
+    total = sum(seg["seconds"] for seg in history)
+    lines = [
+        f"# Model card: {path.stem}", "",
+        f"- Architecture: `{state['architecture']}` with config `{json.dumps(state['model_config'], sort_keys=True)}`",
+        f"- Weights: `{path.name}`, SHA-256 `{digest}`",
+        f"- Training data: `{state.get('data', '?')}` (random {t.get('crop', '?')}px crops with flips; "
+        f"{t.get('holdout', '?')} images held out for validation; never Kodak)",
+        f"- Objective: lambda(q) * 255^2 * MSE + bpp, q uniform over the quality range; Adam "
+        f"(lr {t.get('lr', '?')}, cosine to {t.get('lr_min', '?')}), batch {t.get('batch_size', '?')}; "
+        "compressai auxiliary loss for the bottleneck quantiles",
+        f"- Steps: {state['step']}; training time {total / 60:.1f} min over {len(history)} segment(s)",
+    ]
+    if selection:
+        lines.append(f"- Selection: {selection}")
+    lines += ["", "| steps | minutes | hardware | command |", "| --- | --- | --- | --- |"]
+    for seg in history:
+        lines.append(f"| {seg['start_step']}-{seg['end_step']} | {seg['seconds'] / 60:.1f} | {seg['hardware']} | "
+                     f"`{seg['command']}` |")
+    lines += ["", "Rate-distortion results on Kodak (real files): see `results/kodak/` and the README.", ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
+
+
+def holdout_images(state: dict, data: str | None = None) -> list:
+    """The held-out training images of the run a checkpoint belongs to (full size, uint8)."""
+    from codec.training.data import list_images, load_images, refuse_evaluation_images, split_holdout
+
+    folder = data or state.get("data")
+    if not folder:
+        raise InputError("the checkpoint does not name its training data: pass --data")
+    files = list_images(folder)
+    refuse_evaluation_images(files)
+    _, held_out = split_holdout(files, state.get("train_config", {}).get("holdout", 8))
+    images, _ = load_images(held_out, 64, progress=False)
+    return images
+
+
+def export(checkpoint: str, weights: str, if_better: bool = False, data: str | None = None) -> tuple[bool, str]:
+    """Write ``weights`` from ``checkpoint``; returns (written, a one-line account)."""
+    from codec.training.selection import SELECTION_QUALITIES, code_images, curve_bd_rate
+    from codec.zoo import file_sha256
+
+    state = read_checkpoint(checkpoint)
+    model = build_model(state["architecture"], state["model_config"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    target = Path(weights)
+    selection = ""
+    if if_better and target.exists():
+        current = load_weights(target)
+        images = holdout_images(state, data)
+        qualities = [q for q in SELECTION_QUALITIES if q <= model.quality_range[1]]
+        try:
+            change = curve_bd_rate(code_images(current, images, qualities), code_images(model, images, qualities))
+        except ValueError as err:
+            raise InputError(f"cannot compare {checkpoint} with {target}: {err}") from None
+        selection = (f"BD-rate {change:+.2f} % against the weights it replaced (sha256 {file_sha256(target)[:8]}) "
+                     f"on the {len(images)} held-out training images, qualities {qualities[0]:g}-{qualities[-1]:g}")
+        if change >= 0:
+            return False, f"not written: {selection}"
+        keep = target.with_name(f"{target.stem}@{file_sha256(target)[:8]}{target.suffix}")
+        shutil.copy2(target, keep)
+        if target.with_suffix(".md").exists():
+            shutil.copy2(target.with_suffix(".md"), keep.with_suffix(".md"))
+    digest = save_weights(model, target, state["architecture"], state["model_config"],
+                          {"step": state["step"], "history": json.dumps(state.get("history", []))})
+    write_model_card(target, state, digest, selection)
+    return True, f"wrote {target} and its model card (step {state['step']}, sha256 {digest[:16]}...)" + \
+        (f"; {selection}" if selection else "")
+
+
+__all__ = ["export", "holdout_images", "read_checkpoint", "write_model_card"]
