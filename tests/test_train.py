@@ -179,3 +179,22 @@ def test_training_refuses_kodak(setup, tmp_path):
     (mixed / "kodim07.png").write_bytes((data / "im0.jpg").read_bytes())
     result = _train("train", "--config", str(config), "--data", str(mixed), "--out", str(tmp_path / "run"))
     assert result.returncode == 1 and "Kodak" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gpu_window_recipe_runs_on_the_cpu(setup, tmp_path):
+    """tools/gpu_train.sh, the one-command GPU window, as a dry run on the CPU: it trains with
+    --resume until the time budget, then hands last.pt, log.csv and a snapshot to $OUT."""
+    import os
+    import shutil
+
+    root, data, config = setup
+    carry = tmp_path / "carry"
+    shutil.copytree(data, carry / "train")
+    out = tmp_path / "out"
+    env = dict(os.environ, CARRY=str(carry), DEVICE="cpu", OUT=str(out))
+    result = subprocess.run(["bash", str(ROOT / "tools" / "gpu_train.sh"), str(config), str(tmp_path / "run"), "0.02",
+                             "--threads", "1", "--steps", "100000"], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stopped after 0.02 minutes" in result.stdout + result.stderr
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert 1 <= state["step"] < 100000 and (out / "log.csv").exists()

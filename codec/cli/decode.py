@@ -1,4 +1,5 @@
-"""`codec decode IN OUT`: decode a bitstream file into an image."""
+"""`codec decode IN OUT`: decode a bitstream file into an image;
+`codec decode IN... -o OUTDIR`: decode many (see :mod:`codec.cli.batch`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,17 +8,42 @@ from codec.cli._common import add_device, check_input, check_output, read_input,
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("decode", help="decode a .bin file into an image",
-                              description="Decode a codec file; the output format follows OUT's extension "
-                                          "(.png, ...). '-' reads standard input / writes PNG to standard output.")
-    p.add_argument("input", help="bitstream file, or - for standard input")
-    p.add_argument("output", help="image to write (written atomically), e.g. out.png, or - for PNG on stdout")
+    from codec.cli.batch import add_batch_options
+
+    p = subparsers.add_parser(
+        "decode", help="decode a .bin file into an image (or many, with -o OUTDIR)",
+        usage="%(prog)s [options] INPUT OUTPUT\n       %(prog)s [options] INPUT... -o OUTDIR [--jobs N] [--format EXT]",
+        description="Decode a codec file; the output format follows OUT's extension "
+                    "(.png, ...). '-' reads standard input / writes PNG to standard output. With -o OUTDIR, "
+                    "every INPUT (.bin files, and folders of them) is decoded into OUTDIR/<stem>.png "
+                    "(or --format); each file's line, then a total (files, bytes, mean bpp, files/s), go to "
+                    "standard output, a progress bar to standard error; files that fail are listed at the end "
+                    "and the exit status is 1.")
+    p.add_argument("paths", nargs="+", metavar="INPUT",
+                   help="without -o: INPUT OUTPUT, the bitstream file (or - for standard input) and the image "
+                        "to write (written atomically), e.g. out.png, or - for PNG on stdout. "
+                        "With -o: .bin files, or folders of them")
     p.add_argument("--model", default=None, help="weights file, for files coded with weights that do not ship")
     add_device(p)
-    p.set_defaults(func=run)
+    add_batch_options(p, "decode")
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from codec.cli.batch import refuse_batch_options, run_batch
+
+    if args.output_dir is not None:
+        return run_batch("decode", args.paths, args.output_dir, model=args.model, quality=None,
+                         device=args.device, jobs=args.jobs, skip_existing=args.skip_existing, fmt=args.format)
+    if len(args.paths) != 2:
+        args.parser.error("give INPUT OUTPUT, or -o OUTDIR to decode several files"
+                          if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
+    refuse_batch_options(args)
+    args.input, args.output = args.paths
+    return decode_one(args)
+
+
+def decode_one(args: argparse.Namespace) -> int:
     from codec.api import decode
     from codec.image_io import image_format
 

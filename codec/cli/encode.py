@@ -1,4 +1,5 @@
-"""`codec encode IN OUT`: compress an image into a bitstream file."""
+"""`codec encode IN OUT`: compress an image into a bitstream file;
+`codec encode IN... -o OUTDIR`: compress many (see :mod:`codec.cli.batch`)."""
 from __future__ import annotations
 
 import argparse
@@ -9,18 +10,42 @@ from codec.cli._common import (add_device, check_input, check_output, read_input
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("encode", help="compress an image into a .bin file",
-                              description="Compress an image (any format Pillow reads) into a codec file. "
-                                          "'-' reads standard input / writes standard output.")
-    p.add_argument("input", help="image to compress, or - for standard input")
-    p.add_argument("output", help="bitstream file to write (written atomically; not an image extension), or -")
+    from codec.cli.batch import add_batch_options
+
+    p = subparsers.add_parser(
+        "encode", help="compress an image into a .bin file (or many, with -o OUTDIR)",
+        usage="%(prog)s [options] INPUT OUTPUT\n       %(prog)s [options] INPUT... -o OUTDIR [--jobs N]",
+        description="Compress an image (any format Pillow reads) into a codec file. "
+                    "'-' reads standard input / writes standard output. With -o OUTDIR, every INPUT "
+                    "(files and folders of images) is compressed into OUTDIR/<stem>.bin; each file's line, "
+                    "then a total (files, bytes, mean bpp, files/s), go to standard output, a progress bar "
+                    "to standard error; files that fail are listed at the end and the exit status is 1.")
+    p.add_argument("paths", nargs="+", metavar="INPUT",
+                   help="without -o: INPUT OUTPUT, the image to compress (or - for standard input) and the "
+                        "bitstream file to write (written atomically; not an image extension; or -). "
+                        "With -o: images, or folders of images")
     p.add_argument("--model", default="walloc", help="shipped model name or a .safetensors weights file (default walloc)")
     p.add_argument("--quality", type=float, default=None, help="rate/quality trade-off, fractional allowed (see `codec models`)")
     add_device(p)
-    p.set_defaults(func=run)
+    add_batch_options(p, "encode")
+    p.set_defaults(func=run, parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from codec.cli.batch import refuse_batch_options, run_batch
+
+    if args.output_dir is not None:
+        return run_batch("encode", args.paths, args.output_dir, model=args.model, quality=args.quality,
+                         device=args.device, jobs=args.jobs, skip_existing=args.skip_existing)
+    if len(args.paths) != 2:
+        args.parser.error("give INPUT OUTPUT, or -o OUTDIR to compress several images"
+                          if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
+    refuse_batch_options(args)
+    args.input, args.output = args.paths
+    return encode_one(args)
+
+
+def encode_one(args: argparse.Namespace) -> int:
     from codec.api import encode
     from codec.bitstream import unpack
 

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--init", default="", help="start from these weights (safetensors): fresh optimiser, warm-up "
                    "and cosine from their step to --steps; their training history carries over")
     p.add_argument("--steps", type=int, default=0, help="override the config's total steps")
+    p.add_argument("--minutes", type=float, default=0,
+                   help="stop cleanly (checkpoint written) after this many minutes of training; 0: no limit")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="CPU threads per process")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -127,6 +127,16 @@ class Distributed:
                     dist.all_reduce(p.grad)
                     p.grad /= self.world_size
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any process (so that every process stops together)."""
+        if self.world_size == 1:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def close(self) -> None:
         if self.world_size > 1:
             import torch.distributed as dist
@@ -323,7 +333,10 @@ def train(args: argparse.Namespace) -> int:
         aux_optimizer.step()
         step += 1
         bar.update(1)
+        out_of_time = ctx.any(bool(args.minutes) and time.time() - start >= args.minutes * 60)
         if not ctx.is_main:
+            if out_of_time:
+                break
             continue
         bar.set_postfix(loss=f"{result['loss'].item():.3f}", bpp=f"{result['bpp'].item():.3f}")
         val = ""
@@ -346,7 +359,7 @@ def train(args: argparse.Namespace) -> int:
             save_checkpoint(out / "snapshots" / f"step{step:07d}.pt", {
                 "architecture": config["architecture"], "model_config": config["model"], "step": step,
                 "model": model.state_dict(), "train_seconds": round(elapsed, 1)})
-        if step % t["checkpoint_every"] == 0 or step == t["steps"]:
+        if step % t["checkpoint_every"] == 0 or step == t["steps"] or out_of_time:
             segment.update(end_step=step, seconds=round(time.time() - start, 1))
             save_checkpoint(ckpt_path, {
                 "history": history + [segment], "train_config": t, "data": str(args.data),
@@ -357,6 +370,9 @@ def train(args: argparse.Namespace) -> int:
                 "torch_rng": torch.get_rng_state(),
                 **({"cuda_rng": torch.cuda.get_rng_state(ctx.device)} if ctx.device.type == "cuda" else {}),
             })
+        if out_of_time:
+            tqdm.write(f"stopped after {args.minutes:g} minutes at step {step}; --resume goes on from here")
+            break
     bar.close()
     if log_file:
         log_file.close()
