@@ -198,3 +198,20 @@ def test_gpu_window_recipe_runs_on_the_cpu(setup, tmp_path):
     assert "stopped after 0.02 minutes" in result.stdout + result.stderr
     state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert 1 <= state["step"] < 100000 and (out / "log.csv").exists()
+
+
+def test_torchrun_ddp_with_gloo(trained, tmp_path):
+    """Two CPU processes under torchrun (gloo): DistributedDataParallel trains, rank 0 writes
+    the checkpoint, and --minutes stops both ranks together."""
+    import shutil
+
+    root, data, config = trained
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun is not on PATH")
+    result = subprocess.run(["torchrun", "--nproc_per_node=2", "--master_port=29533", "-m", "codec", "train",
+                             "--config", str(config), "--data", str(data), "--out", str(tmp_path / "ddp"),
+                             "--threads", "1", "--steps", "100000", "--minutes", "0.03"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    state = _state(tmp_path / "ddp")
+    assert state["step"] >= 1 and "2 process(es)" in state["history"][-1]["hardware"]

@@ -1,32 +1,41 @@
-#!/usr/bin/env python
 """BD-rate of every curve in a results folder against several anchors, as one Markdown table.
 
     python tools/bd_table.py results/kodak --anchors jpeg,webp,avif
+    python tools/bd_table.py results/kodak --anchors jpeg,webp --zoo   # also record them for `codec models`
 
 Reads the CompressAI-format JSONs that ``codec eval`` writes (PSNR-RGB) and prints a table
 with one column per anchor (Bjøntegaard delta rate, Akima, overlapping PSNR range only).
+With ``--zoo`` the BD-rates of learned curves are written to ``codec/zoo/measured.json``,
+keyed by the weights' SHA-256 prefix that ``codec eval`` puts in the curve description, so
+that ``codec models`` shows each shipped model's measured figures.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from codec.evaluation.bd import bd_rate  # noqa: E402
+from codec.evaluation.bd import bd_rate
+from codec.fileio import atomic_write_text
+from codec.zoo import MEASURED_FILE
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder")
     p.add_argument("--anchors", default="jpeg,webp,avif")
+    p.add_argument("--zoo", action="store_true", help=f"record learned models' BD-rates in {MEASURED_FILE}")
     args = p.parse_args()
-    curves = {}
+    curves, weights = {}, {}
     for path in sorted(Path(args.folder).glob("*.json")):
         data = json.loads(path.read_text())
         if isinstance(data, dict) and "results" in data and "name" in data:
             curves[data["name"]] = data["results"]
+            found = re.search(r"weights sha256 ([0-9a-f]{12})", data.get("description", ""))
+            if found:
+                weights[data["name"]] = (found.group(1), data.get("dataset", Path(args.folder).name))
     anchors = [a for a in args.anchors.split(",") if a]
     missing = [a for a in anchors if a not in curves]
     if missing:
@@ -34,12 +43,22 @@ def main() -> int:
         return 1
     print("| curve | " + " | ".join(f"BD-rate vs {a}" for a in anchors) + " |")
     print("| --- |" + " ---: |" * len(anchors))
+    measured = json.loads(MEASURED_FILE.read_text()) if MEASURED_FILE.exists() else {}
     for name, r in curves.items():
-        cells = []
+        cells, values = [], {}
         for a in anchors:
             value, why = bd_rate(curves[a]["bpp"], curves[a]["psnr-rgb"], r["bpp"], r["psnr-rgb"])
             cells.append(f"{value:+.1f} %" if value is not None else f"n/a ({why})")
+            if value is not None and a != name:
+                values[a] = round(value, 1)
         print(f"| {name} | " + " | ".join(cells) + " |")
+        if args.zoo and name in weights:
+            sha, dataset = weights[name]
+            measured[sha] = {"dataset": dataset, "metric": "PSNR-RGB", "bd_rate_percent": values,
+                             "source": args.folder}
+    if args.zoo:
+        atomic_write_text(MEASURED_FILE, json.dumps(measured, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {MEASURED_FILE}")
     return 0
 
 

@@ -26,9 +26,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from codec import rangecoder as rc  # noqa: E402
+from codec import rangecoder as rc
 
 
 def gaussian_tables():

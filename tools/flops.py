@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from codec.models.weights import build_model  # noqa: E402
+from codec.models.weights import build_model
 
 
 def count(function, *args) -> int:

@@ -19,15 +19,13 @@ Exit status 0 when no bug was found.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from codec import rangecoder as rc  # noqa: E402
+from codec import rangecoder as rc
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 

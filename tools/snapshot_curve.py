@@ -1,13 +1,12 @@
-#!/usr/bin/env python
 """Kodak BD-rate of a training run's snapshots against training time.
 
     python tools/snapshot_curve.py runs/walloc --anchor results/kodak/jpeg.json \
-        --data ../shared/data/kodak --out results/kodak/training_walloc
+        --data /path/to/kodak --out results/kodak/training_walloc
 
-Each model-only snapshot (``RUN/snapshots/stepNNNNNNN.pt``, written by ``tools/train.py``
-every ``snapshot_every`` steps) is exported to safetensors in a temporary folder, every
-image of DATA is coded to real files at the given qualities, and the mean bpp / PSNR-RGB
-curve is compared with the anchor curve (a CompressAI-format JSON, e.g. the JPEG curve of
+For each model-only snapshot (``RUN/snapshots/stepNNNNNNN.pt``, written by ``codec train``
+every ``snapshot_every`` steps) every image of DATA is coded to real files at the given
+qualities (:func:`codec.training.selection.code_images`), and the bpp / PSNR-RGB curve
+is compared with the anchor curve (a CompressAI-format JSON, e.g. the JPEG curve of
 ``codec eval``) by Bjøntegaard delta rate. Writes OUT.csv and OUT.png; steps already in
 OUT.csv are not measured again, so the tool can be re-run as snapshots appear.
 """
@@ -17,29 +16,15 @@ import argparse
 import csv
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from codec import api  # noqa: E402
-from codec.evaluation.bd import bd_rate  # noqa: E402
-from codec.models.weights import build_model, save_weights  # noqa: E402
-from codec.training.data import list_images  # noqa: E402
-
-
-def rd_point(weights: Path, images: list[np.ndarray], quality: float) -> tuple[float, float]:
-    """Mean bpp and mean PSNR-RGB of real files over ``images``."""
-    bpps, psnrs = [], []
-    for rgb in images:
-        data = api.encode(rgb, model=str(weights), quality=quality)
-        decoded = np.asarray(api.decode(data, model=str(weights)), dtype=np.float64)
-        bpps.append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
-        psnrs.append(10 * np.log10(255**2 / np.mean((decoded - rgb) ** 2)))
-    return float(np.mean(bpps)), float(np.mean(psnrs))
+from codec.evaluation.bd import bd_rate
+from codec.models.weights import build_model
+from codec.training.data import list_images
+from codec.training.selection import code_images
 
 
 def _number(text: str) -> float | str:
@@ -53,16 +38,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", help="training run folder with snapshots/")
     p.add_argument("--anchor", required=True, help="CompressAI-format JSON of the anchor curve")
-    p.add_argument("--data", default="../shared/data/kodak")
+    p.add_argument("--data", required=True, help="folder of evaluation images (Kodak)")
     p.add_argument("--qualities", default="1,2.5,4,6")
     p.add_argument("--out", required=True, help="output prefix (OUT.csv, OUT.png)")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--every", type=int, default=1, help="measure only snapshots whose step is a multiple of this")
     args = p.parse_args()
     from PIL import Image
     from tqdm import tqdm
 
-    torch.set_num_threads(args.threads)
     anchor = json.loads(Path(args.anchor).read_text())["results"]
     qualities = [float(q) for q in args.qualities.split(",")]
     images = [np.asarray(Image.open(f).convert("RGB")) for f in list_images(args.data)]
@@ -77,23 +60,19 @@ def main() -> int:
             rows = [{**r, "step": int(r["step"]), "train_minutes": float(r["train_minutes"]),
                      "bd_rate_vs_anchor": _number(r["bd_rate_vs_anchor"])} for r in csv.DictReader(f)]
     done = {r["step"] for r in rows}
-    with tempfile.TemporaryDirectory() as tmp:
-        # The trainer names snapshots step{N:07d}.pt: skip by name before loading any.
-        todo = [path for path in snapshots
-                if int(path.stem[4:]) not in done and int(path.stem[4:]) % args.every == 0]
-        for path in tqdm(todo, desc="snapshots"):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model = build_model(state["architecture"], state["model_config"])
-            model.load_state_dict(state["model"])
-            weights = Path(tmp) / f"{path.stem}.safetensors"
-            save_weights(model, weights, state["architecture"], state["model_config"])
-            points = [rd_point(weights, images, q) for q in qualities]
-            bpp, psnr = (list(v) for v in zip(*points))
-            rate, why = bd_rate(anchor["bpp"], anchor["psnr-rgb"], bpp, psnr)
-            rows.append({"step": state["step"], "train_minutes": round(state["train_seconds"] / 60, 1),
-                         "bd_rate_vs_anchor": round(rate, 2) if rate is not None else why,
-                         "bpp": ";".join(f"{b:.4f}" for b in bpp), "psnr": ";".join(f"{s:.3f}" for s in psnr)})
-            tqdm.write(str(rows[-1]))
+    # The trainer names snapshots step{N:07d}.pt: skip by name before loading any.
+    todo = [path for path in snapshots if int(path.stem[4:]) not in done and int(path.stem[4:]) % args.every == 0]
+    for path in tqdm(todo, desc="snapshots"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(state["architecture"], state["model_config"])
+        model.load_state_dict(state["model"])
+        points = code_images(model.eval(), images, qualities)
+        bpp, psnr = (list(v) for v in zip(*points.values()))
+        rate, why = bd_rate(anchor["bpp"], anchor["psnr-rgb"], bpp, psnr)
+        rows.append({"step": state["step"], "train_minutes": round(state["train_seconds"] / 60, 1),
+                     "bd_rate_vs_anchor": round(rate, 2) if rate is not None else why,
+                     "bpp": ";".join(f"{b:.4f}" for b in bpp), "psnr": ";".join(f"{s:.3f}" for s in psnr)})
+        tqdm.write(str(rows[-1]))
     rows.sort(key=lambda r: r["step"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".csv"), "w", newline="") as f:

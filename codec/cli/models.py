@@ -23,8 +23,14 @@ def run(args: argparse.Namespace) -> int:
         low, high = entry.quality_range
         size = entry.path.stat().st_size / 2**20
         weights = f"{size:.1f} MiB {entry.sha256[:8]}"
-        measured = entry.metadata.get("kodak_bd_rate")
+        measured = entry.measured
+        if measured and measured.get("dataset") == "kodak":
+            rates = measured["bd_rate_percent"]
+            figures = " / ".join(f"{rates[a]:+.1f} %" if a in rates else "n/a" for a in ("jpeg", "webp"))
+        else:
+            figures = "not measured"
         print(f"{entry.name:<12} {f'{low:g}-{high:g}':<8} {entry.default_quality:<8g} {weights:<18} "
-              f"{measured or 'not measured':<29} {entry.description}")
+              f"{figures:<29} {entry.description}")
     print("quality: fractional values allowed; higher means more bits and better fidelity")
+    print("BD-rate: Kodak, PSNR-RGB, real files; negative means fewer bits than the anchor (docs/evaluation.md)")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.errors import CodecError, InputError
+from codec.errors import CodecError
 
 @dataclass(frozen=True)
 class ModelSpec:

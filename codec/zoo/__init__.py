@@ -27,9 +27,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from codec.errors import CodecError, InputError
+from codec.errors import InputError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: Measured BD-rates of shipped weights, keyed by SHA-256 prefix (written by tools/bd_table.py --zoo).
+MEASURED_FILE = Path(__file__).resolve().parent / "measured.json"
 
 #: Levels of the rate-distortion trade-off a model is trained for when its config names none.
 DEFAULT_LEVELS = 6
@@ -86,6 +88,15 @@ class ModelEntry:
     @property
     def sha256(self) -> str:
         return file_sha256(self.path)
+
+    @property
+    def measured(self) -> dict | None:
+        """Measured BD-rates of these weights (``codec eval`` + ``tools/bd_table.py --zoo``), if any."""
+        try:
+            table = json.loads(MEASURED_FILE.read_text())
+        except (OSError, ValueError):
+            return None
+        return table.get(self.sha256[:12])
 
     @property
     def weights_hash(self) -> bytes:
@@ -223,5 +234,5 @@ def clear_cache() -> None:
     _sha256.cache_clear()
 
 
-__all__ = ["FAMILIES", "Family", "ModelEntry", "WEIGHTS_DIR", "all_versions", "describe", "entry_for",
+__all__ = ["FAMILIES", "Family", "MEASURED_FILE", "ModelEntry", "WEIGHTS_DIR", "all_versions", "describe", "entry_for",
            "file_sha256", "find_version", "load_model", "model_entry", "model_name", "read_metadata", "shipped_models"]
