@@ -21,7 +21,7 @@ from PIL import Image
 from codec import bitstream, zoo
 from codec.errors import BitstreamError, InputError
 from codec.image_io import load_image
-from codec.models import ARCHITECTURES, VariableRateHyperprior
+from codec.models import ARCHITECTURES, VariableRateModel
 
 def _check_device(device: str) -> torch.device:
     try:
@@ -35,12 +35,12 @@ def _check_device(device: str) -> torch.device:
     return dev
 
 
-def resolve_model(model: str | os.PathLike | VariableRateHyperprior, device: str = "cpu") -> VariableRateHyperprior:
+def resolve_model(model: str | os.PathLike | VariableRateModel, device: str = "cpu") -> VariableRateModel:
     """A shipped model by name, a ``.safetensors`` weights file by path, or a model object.
 
     A weights file identical to a shipped model's (same SHA-256) is that model, name included.
     """
-    if isinstance(model, VariableRateHyperprior):
+    if isinstance(model, VariableRateModel):
         return model
     if not isinstance(model, (str, os.PathLike)):
         raise InputError(f"model must be a name or a weights path, got {type(model).__name__}")
@@ -48,7 +48,7 @@ def resolve_model(model: str | os.PathLike | VariableRateHyperprior, device: str
     return zoo.load_model(zoo.entry_for(model), device=str(dev))
 
 
-def _quality(model: VariableRateHyperprior, quality: float | None) -> float:
+def _quality(model: VariableRateModel, quality: float | None) -> float:
     low, high = model.quality_range
     if quality is None:
         architecture = next(name for name, cls in ARCHITECTURES.items() if isinstance(model, cls))
@@ -95,7 +95,7 @@ def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     return x, pad_right, pad_bottom
 
 
-def encode_tensor(x: torch.Tensor, model: str | VariableRateHyperprior = "walloc", quality: float | None = None,
+def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", quality: float | None = None,
                   device: str = "cpu", grayscale: bool = False) -> list[bytes]:
     """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
@@ -118,7 +118,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateHyperprior = "walloc
     return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
 
 
-def encode(image: Any, model: str | VariableRateHyperprior = "walloc", quality: float | None = None,
+def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | None = None,
            device: str = "cpu") -> bytes:
     """Compress an image (path, PIL image or numpy array) into one file's bytes."""
     loaded = load_image(image)
@@ -126,8 +126,8 @@ def encode(image: Any, model: str | VariableRateHyperprior = "walloc", quality: 
     return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale)[0]
 
 
-def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRateHyperprior | None,
-               device: str) -> VariableRateHyperprior:
+def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRateModel | None,
+               device: str) -> VariableRateModel:
     """The network that decodes a file: the one given, or the shipped weights its header names."""
     if model is None:
         entry = zoo.find_version(header.model, header.weights_hash)
@@ -150,7 +150,7 @@ def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRate
     return net
 
 
-def _decode_group(net: VariableRateHyperprior, header: bitstream.Header, sections: list[list[bytes]]) -> torch.Tensor:
+def _decode_group(net: VariableRateModel, header: bitstream.Header, sections: list[list[bytes]]) -> torch.Tensor:
     if any(len(s) != 2 for s in sections):
         raise BitstreamError("corrupt file: expected 2 payload sections")
     padded_h, padded_w = header.height + header.pad_bottom, header.width + header.pad_right
@@ -167,7 +167,7 @@ def _decode_group(net: VariableRateHyperprior, header: bitstream.Header, section
     return (x_hat * 255).round().div(255).cpu()
 
 
-def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | VariableRateHyperprior | None = None) -> torch.Tensor:
+def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | VariableRateModel | None = None) -> torch.Tensor:
     """Decode files of one image size into a batch ``[B, 3, H, W]`` of 8-bit values in [0, 1]."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         raise InputError("decode_to_tensor takes a sequence of files; use decode() for one")
@@ -190,7 +190,7 @@ def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | Va
     return torch.stack(out)  # type: ignore[arg-type]
 
 
-def decode(data: bytes, device: str = "cpu", model: str | VariableRateHyperprior | None = None) -> Image.Image:
+def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | None = None) -> Image.Image:
     """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs)."""
     header, sections = bitstream.unpack(data)
     net = _model_for(header, model, device)

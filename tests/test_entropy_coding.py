@@ -1,9 +1,9 @@
-"""codec.entropy.coding: our fast scale indexes equal compressai's, latents round-trip."""
+"""codec.entropy.compressai_models: our fast scale indexes equal compressai's, latents round-trip."""
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.google import get_scale_table
 
-from codec.entropy.coding import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian, scale_indexes
+from codec.entropy.compressai_models import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian, scale_indexes
 
 
 def _gaussian():

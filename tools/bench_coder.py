@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark codec.rangecoder against compressai's rANS, constriction and range_coder.
+"""Benchmark codec.entropy.rangecoder against compressai's rANS, constriction and range_coder.
 
 Workloads
   (a) hyperprior-like Gaussian-conditional latents of a 768x512 image: 192 x 48 x 32
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 
-from codec import rangecoder as rc
+from codec.entropy import rangecoder as rc
 
 
 def gaussian_tables():
@@ -163,7 +163,7 @@ def range_coder_pkg(sym, idx, cdfs, lengths, offsets, single):
 
 
 CODERS = [
-    ("ours (codec.rangecoder, numpy)", ours),
+    ("ours (codec.entropy.rangecoder, numpy)", ours),
     ("compressai ans (lists)", compressai_ans),
     ("constriction queue.RangeEncoder", constriction_coder("queue")),
     ("constriction stack.AnsCoder", constriction_coder("stack")),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fuzz codec.rangecoder: random tables and values, then mutated / truncated / random streams.
+"""Fuzz codec.entropy.rangecoder: random tables and values, then mutated / truncated / random streams.
 
 Every iteration
   * builds random tables (1..32 tables, lengths 2..4000, skewed, flat or frequency-1
@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 
-from codec import rangecoder as rc
+from codec.entropy import rangecoder as rc
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 

@@ -1,4 +1,9 @@
-"""Glue between compressai's entropy models (their CDF tables) and our range coder."""
+"""Entropy coding, in one place.
+
+* :mod:`codec.entropy.rangecoder`: our compiled range coder (csrc/), numpy buffers in, bytes out;
+* :mod:`codec.entropy.compressai_models`: compressai's entropy models (their CDF tables and
+  indexes) coded with it.
+"""
 import warnings
 
 # compressai's import calls torch.jit.script, which recent torch flags as deprecated: a
@@ -7,7 +12,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
     import compressai.entropy_models  # noqa: F401
 
-from codec.entropy.coding import (
+from codec.entropy.compressai_models import (
     decode_bottleneck,
     decode_gaussian,
     encode_bottleneck,

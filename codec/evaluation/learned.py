@@ -25,7 +25,7 @@ class ModelSpec:
 def coder_available() -> bool:
     """Whether the compiled range coder needed for real encoding can be imported."""
     try:
-        importlib.import_module("codec.rangecoder")
+        importlib.import_module("codec.entropy.rangecoder")
         return True
     except ImportError:
         return False

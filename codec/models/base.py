@@ -4,7 +4,7 @@ A subclass supplies four transforms: ``g_a`` (image -> latents y), ``g_s`` (late
 image), ``h_a`` (y -> hyper-latents z) and ``h_s`` (z -> scales and means of y, stacked on
 the channel axis). This class adds gain units for variable rate, compressai's
 ``EntropyBottleneck`` for z and ``GaussianConditional`` for y, the training forward pass,
-and real compression through :mod:`codec.rangecoder`.
+and real compression through :mod:`codec.entropy.rangecoder`.
 """
 from __future__ import annotations
 
@@ -23,13 +23,11 @@ from codec.models.gain import GainUnits
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 
 
-class VariableRateHyperprior(CompressionModel):
+class VariableRateModel(CompressionModel):
     """Mean-scale hyperprior with gain units; subclasses define the transforms."""
 
     #: Input height and width must be multiples of this (total down-sampling to z).
     pad_multiple: int = 64
-    #: Smallest side accepted before padding (any image is padded up to pad_multiple).
-    min_size: int = 1
 
     def __init__(self, latent_channels: int, hyper_channels: int, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS) -> None:
         super().__init__()
@@ -113,7 +111,7 @@ class VariableRateHyperprior(CompressionModel):
         return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}
 
 
-def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, quality: torch.Tensor, net: nn.Module | None = None) -> dict:
+def rd_loss(model: VariableRateModel, x: torch.Tensor, quality: torch.Tensor, net: nn.Module | None = None) -> dict:
     """Per-sample RD loss ``lambda(q) * 255^2 * MSE + bpp``, averaged over the batch.
 
     ``net`` runs the forward pass when given (e.g. a DistributedDataParallel wrapper of

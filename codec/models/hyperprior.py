@@ -10,10 +10,10 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import nn
 
-from codec.models.base import DEFAULT_LAMBDAS, VariableRateHyperprior
+from codec.models.base import DEFAULT_LAMBDAS, VariableRateModel
 
 
-class MeanScaleHyperprior(VariableRateHyperprior):
+class MeanScaleHyperprior(VariableRateModel):
     """GDN analysis/synthesis (4 stride-2 stages) with a mean-scale hyperprior."""
 
     def __init__(self, channels: int = 128, latent_channels: int = 192, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS) -> None:

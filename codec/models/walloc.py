@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from codec.models.base import DEFAULT_LAMBDAS, VariableRateHyperprior
+from codec.models.base import DEFAULT_LAMBDAS, VariableRateModel
 from codec.transforms import WaveletPacket2D
 
 
@@ -47,7 +47,7 @@ class WaveletDecoder(nn.Module):
         return self.linear(y) + self.body(y)
 
 
-class WaLLoC(VariableRateHyperprior):
+class WaLLoC(VariableRateModel):
     """Wavelet packet -> linear encoder -> hyperprior -> residual decoder -> inverse WPT."""
 
     def __init__(

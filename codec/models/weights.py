@@ -16,10 +16,10 @@ from safetensors.torch import load_file, save_file
 
 from codec.errors import CodecError, InputError
 from codec.fileio import atomic_write
-from codec.models import ARCHITECTURES, VariableRateHyperprior
+from codec.models import ARCHITECTURES, VariableRateModel
 
 
-def build_model(architecture: str, config: dict) -> VariableRateHyperprior:
+def build_model(architecture: str, config: dict) -> VariableRateModel:
     """Instantiate an architecture from its config (keyword arguments)."""
     if architecture not in ARCHITECTURES:
         raise CodecError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
@@ -29,7 +29,7 @@ def build_model(architecture: str, config: dict) -> VariableRateHyperprior:
     return ARCHITECTURES[architecture](**kwargs)
 
 
-def save_weights(model: VariableRateHyperprior, path: str | os.PathLike, architecture: str, config: dict, extra: dict | None = None) -> str:
+def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture: str, config: dict, extra: dict | None = None) -> str:
     """Update the CDF tables and write the weights atomically; returns the file's SHA-256."""
     model.update(force=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -43,7 +43,7 @@ def save_weights(model: VariableRateHyperprior, path: str | os.PathLike, archite
     return file_sha256(path)
 
 
-def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateHyperprior:
+def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateModel:
     """Build the model a weights file describes and load it, in eval mode, on ``device``.
 
     Every way a file can be unusable (not safetensors, unknown architecture, a config the

@@ -12,13 +12,13 @@ import torch
 
 from codec.evaluation.bd import bd_rate
 from codec.evaluation.metrics import bpp, psnr
-from codec.models import VariableRateHyperprior
+from codec.models import VariableRateModel
 
 #: Qualities a selection compares models at: every trained level of the default range.
 SELECTION_QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
 
 
-def code_images(model: VariableRateHyperprior, images: Sequence[np.ndarray],
+def code_images(model: VariableRateModel, images: Sequence[np.ndarray],
                 qualities: Sequence[float]) -> dict[float, tuple[float, float]]:
     """``{quality: (bpp, PSNR)}`` over ``images`` (HxWx3 uint8), each coded to a real file and
     decoded back; bpp is pooled (all bits over all pixels), PSNR averaged per image."""

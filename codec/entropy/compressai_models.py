@@ -2,7 +2,7 @@
 
 compressai builds integer symbols and per-element table indexes and hands them to its
 rANS coder as Python lists; here the same symbols and indexes go to
-:mod:`codec.rangecoder` as numpy arrays, one stream per batch element. Dequantisation
+:mod:`codec.entropy.rangecoder` as numpy arrays, one stream per batch element. Dequantisation
 follows compressai exactly, so ``decode(encode(y))`` equals compressai's ``y_hat``.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _tables(model: EntropyBottleneck | GaussianConditional) -> tuple[np.ndarray,
 
 
 def _encode(model, symbols: torch.Tensor, indexes: torch.Tensor) -> list[bytes]:
-    from codec import rangecoder  # compiled extension, needed only for real coding
+    from codec.entropy import rangecoder  # compiled extension, needed only for real coding
 
     cdfs, lengths, offsets = _tables(model)
     sym = symbols.to(torch.int32).cpu().numpy()
@@ -36,7 +36,7 @@ def _encode(model, symbols: torch.Tensor, indexes: torch.Tensor) -> list[bytes]:
 
 
 def _decode(model, strings: list[bytes], indexes: torch.Tensor) -> torch.Tensor:
-    from codec import rangecoder  # compiled extension, needed only for real coding
+    from codec.entropy import rangecoder  # compiled extension, needed only for real coding
 
     if len(strings) != indexes.shape[0]:
         raise ValueError(f"got {len(strings)} streams for a batch of {indexes.shape[0]}")

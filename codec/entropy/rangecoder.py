@@ -12,13 +12,11 @@ strictly increasing; the last symbol, ``len - 2``, is the escape symbol) and
 (``_quantized_cdf``, ``_cdf_length``, ``_offset``). Every int32 value round-trips:
 values outside a table are escaped and written in bypass mode.
 
-``RangeEncoder`` / ``RangeDecoder`` mirror compressai's ``RansEncoder`` /
-``RansDecoder`` (``encode_with_indexes`` / ``decode_with_indexes`` on Python lists) for
-side-by-side use. See ``docs/rangecoder.md`` for the stream format.
+See ``docs/rangecoder.md`` for the stream format.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +24,12 @@ try:
     from codec import _rangecoder as _ext
 except ImportError as exc:  # pragma: no cover - depends on the build
     raise ImportError(
-        "codec.rangecoder needs the compiled extension codec._rangecoder, which is not built. "
+        "codec.entropy.rangecoder needs the compiled extension codec._rangecoder, which is not built. "
         "Build it with `pip install -e .` (or `python setup.py build_ext --inplace`) "
         f"from the repository root. (Original error: {exc})"
     ) from exc
 
-__all__ = ["encode", "decode", "RangeEncoder", "RangeDecoder", "PRECISION"]
+__all__ = ["encode", "decode", "PRECISION"]
 
 PRECISION: int = _ext.PRECISION
 _I32 = np.dtype(np.int32)
@@ -86,31 +84,3 @@ def decode(data: bytes | bytearray | memoryview, indexes: Any, cdfs: Any, cdf_le
         _as_int32(cdf_lengths, "cdf_lengths", 1),
         _as_int32(offsets, "offsets", 1),
     )
-
-
-def _cdf_table(cdfs: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
-    """A 2-D int32 array from a list of (possibly ragged) CDF rows, zero padded."""
-    if isinstance(cdfs, np.ndarray):
-        return _as_int32(cdfs, "cdfs", 2)
-    rows = [list(r) for r in cdfs]
-    width = max((len(r) for r in rows), default=0)
-    out = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return _as_int32(out, "cdfs", 2)
-
-
-class RangeEncoder:
-    """compressai-compatible interface (``compressai.ans.RansEncoder``) on Python lists."""
-
-    def encode_with_indexes(self, symbols: Sequence[int], indexes: Sequence[int], cdfs: Sequence[Sequence[int]], cdf_lengths: Sequence[int], offsets: Sequence[int]) -> bytes:
-        return encode(np.asarray(symbols), np.asarray(indexes), _cdf_table(cdfs),
-                      np.asarray(cdf_lengths), np.asarray(offsets))
-
-
-class RangeDecoder:
-    """compressai-compatible interface (``compressai.ans.RansDecoder``) on Python lists."""
-
-    def decode_with_indexes(self, data: bytes, indexes: Sequence[int], cdfs: Sequence[Sequence[int]], cdf_lengths: Sequence[int], offsets: Sequence[int]) -> list[int]:
-        return decode(data, np.asarray(indexes), _cdf_table(cdfs), np.asarray(cdf_lengths),
-                      np.asarray(offsets)).tolist()
