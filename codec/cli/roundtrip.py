@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from codec.api import decode, encode, resolve_model
     from codec.bitstream import unpack
+    from codec.evaluation import metrics
     from codec.image_io import load_image, save_image
 
     path = args.image or sample_image()
@@ -45,10 +46,8 @@ def run(args: argparse.Namespace) -> int:
                             model=args.model, quality=args.quality, device=args.device)
     image, t_dec = timed(decode, data, device=args.device, model=args.model)
     header, _ = unpack(data)
-    decoded = np.asarray(image.convert("RGB"), dtype=np.float64)
-    mse = float(np.mean((decoded - original.rgb.astype(np.float64)) ** 2))
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-    bpp = len(data) * 8 / (header.width * header.height)
+    psnr = metrics.psnr(original.rgb, np.asarray(image.convert("RGB")))
+    bpp = metrics.bpp(len(data), header.width, header.height)
     print(f"image     {path} ({header.width}x{header.height})")
     print(f"model     {header.model}, quality {header.quality:g}")
     print(f"size      {len(data)} bytes = {bpp:.4f} bpp")

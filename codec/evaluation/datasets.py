@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
-from codec.fileio import atomic_write
+from codec.fileio import atomic_write, file_sha256
+from codec.image_io import IMAGE_SUFFIXES, list_images
 
 #: File name suffixes treated as images when scanning a folder.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 #: Environment variable overriding the default download cache folder.
 CACHE_ENV = "CODEC_DATASETS_DIR"
 TIMEOUT_S = 60
@@ -83,29 +83,11 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "codec" / "datasets"
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files (by suffix) directly inside ``folder``, or found recursively if none, sorted."""
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return found
-
-
 def resolve_dataset(spec: str, cache_dir: Path | None = None) -> tuple[str, list[Path]]:
     """(dataset name, image paths) for a folder, a single image file, or a named dataset."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        images = list_images(path)
+        images = list_images(path, recursive_fallback=True)
         if not images:
             raise InputError(f"no images in {path} (looked for {', '.join(IMAGE_SUFFIXES)})")
         return path.resolve().name, images
@@ -113,7 +95,7 @@ def resolve_dataset(spec: str, cache_dir: Path | None = None) -> tuple[str, list
         return path.stem, [path]
     if spec in DATASETS:
         folder = fetch(DATASETS[spec], cache_dir or default_cache_dir())
-        return spec, list_images(folder)
+        return spec, list_images(folder, recursive_fallback=True)
     raise InputError(f"{spec}: no such folder, and not a named dataset ({', '.join(DATASETS)})")
 
 
@@ -161,7 +143,7 @@ def fetch(dataset: Dataset, cache_dir: Path) -> Path:
             return _fetch_archive(dataset, folder)
         for name, (url, sha) in dataset.files.items():
             dest = folder / name
-            if dest.is_file() and (sha is None or sha256_file(dest) == sha):
+            if dest.is_file() and (sha is None or file_sha256(dest) == sha):
                 continue
             download(url, dest, sha, desc=f"{dataset.name}/{name}")
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as err:

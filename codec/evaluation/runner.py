@@ -25,7 +25,7 @@ import numpy as np
 from codec.errors import CodecError, InputError
 from codec.evaluation import learned, metrics
 from codec.evaluation.baselines import get_baseline
-from codec.evaluation.datasets import sha256_file
+from codec.fileio import file_sha256
 from codec.evaluation.store import ResultStore, format_quality, point_key
 
 
@@ -92,7 +92,7 @@ def scan_images(paths: Iterable[Path], root: Path | None = None) -> tuple[list[I
         except (CodecError, OSError) as err:
             skipped.append((name, f"unreadable image: {err}"))
             continue
-        items.append(ImageItem(path, name, sha256_file(path), rgb.shape[1], rgb.shape[0]))
+        items.append(ImageItem(path, name, file_sha256(path), rgb.shape[1], rgb.shape[0]))
     return items, skipped
 
 

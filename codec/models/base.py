@@ -16,7 +16,7 @@ from torch import nn
 from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian  # first: quiets compressai's import
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from compressai.models import CompressionModel  # noqa: E402
-from codec.models.gain import GainUnits
+from codec.models.gain import GainUnits, interpolate_levels
 
 # RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
 # first six of compressai's MSE lambdas.
@@ -52,12 +52,8 @@ class VariableRateModel(CompressionModel):
 
     def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
         """RD trade-off of a (fractional) quality: geometric interpolation of the levels."""
-        table = torch.tensor(self.lambdas, dtype=torch.float32, device=quality.device).log()
-        pos = (quality.float() - 1).clamp(0, len(self.lambdas) - 1)
-        lower = pos.floor().long().clamp(max=len(self.lambdas) - 1)
-        upper = (lower + 1).clamp(max=len(self.lambdas) - 1)
-        frac = pos - lower.float()
-        return (table[lower] * (1 - frac) + table[upper] * frac).exp()
+        table = torch.tensor(self.lambdas, dtype=torch.float32, device=quality.device).log()[:, None]
+        return interpolate_levels(table, quality.float())[:, 0].exp()
 
     def _hyper_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scales, means = self.h_s(z_hat).chunk(2, dim=1)

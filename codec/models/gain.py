@@ -13,6 +13,21 @@ import torch
 from torch import nn
 
 
+def interpolate_levels(log_table: torch.Tensor, quality: torch.Tensor | float) -> torch.Tensor:
+    """Rows of ``log_table`` ([levels, C], logarithms) at fractional ``quality`` (1..levels):
+    linear in the logarithm between the two neighbouring levels, i.e. geometric. Returns
+    [B, C] for B qualities; ValueError for a quality outside the range or not finite."""
+    levels = log_table.shape[0]
+    q = torch.as_tensor(quality, dtype=log_table.dtype, device=log_table.device).reshape(-1)
+    if not torch.isfinite(q).all() or (q < 1).any() or (q > levels).any():
+        raise ValueError(f"quality must be within [1, {levels}], got {q.tolist()}")
+    pos = q - 1
+    lower = pos.floor().long().clamp(max=levels - 1)
+    upper = (lower + 1).clamp(max=levels - 1)
+    frac = (pos - lower.to(pos.dtype))[:, None]
+    return log_table[lower] * (1 - frac) + log_table[upper] * frac
+
+
 class GainUnits(nn.Module):
     """Per-quality channel gains ``gain(q)`` and inverse gains ``inverse_gain(q)``."""
 
@@ -30,15 +45,7 @@ class GainUnits(nn.Module):
         return 1.0, float(self.levels)
 
     def _interpolate(self, table: torch.Tensor, quality: torch.Tensor | float) -> torch.Tensor:
-        q = torch.as_tensor(quality, dtype=table.dtype, device=table.device).reshape(-1)
-        if not torch.isfinite(q).all() or (q < 1).any() or (q > self.levels).any():
-            raise ValueError(f"quality must be within [1, {self.levels}], got {q.tolist()}")
-        pos = q - 1
-        lower = pos.floor().long().clamp(max=self.levels - 1)
-        upper = (lower + 1).clamp(max=self.levels - 1)
-        frac = (pos - lower.to(pos.dtype))[:, None]
-        log_values = table[lower] * (1 - frac) + table[upper] * frac
-        return log_values.exp()[:, :, None, None]  # [B or 1, C, 1, 1]
+        return interpolate_levels(table, quality).exp()[:, :, None, None]  # [B or 1, C, 1, 1]
 
     def gain(self, quality: torch.Tensor | float) -> torch.Tensor:
         """Gain applied to latents before quantisation; broadcastable to [B, C, H, W]."""

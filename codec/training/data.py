@@ -17,18 +17,18 @@ from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from codec.errors import InputError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
+from codec.image_io import IMAGE_SUFFIXES
+from codec.image_io import list_images as images_in
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files of a folder (by extension), sorted; InputError if none or no folder."""
+    """The training images of a folder, sorted; InputError if none or no folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"training data folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = images_in(folder)
     if not files:
-        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
 
 

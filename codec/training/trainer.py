@@ -91,10 +91,10 @@ def validate(model, images: list[np.ndarray], qualities: list[float], size: int 
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically (temp file + rename)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write a checkpoint atomically and durably (:func:`codec.fileio.atomic_write`)."""
+    from codec.fileio import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 class Distributed:

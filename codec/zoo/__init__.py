@@ -17,17 +17,16 @@ builds the network (that needs torch) and caches it per weights file and device.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 import threading
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from codec.errors import InputError
+from codec.fileio import _sha256, file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Measured BD-rates of shipped weights, keyed by SHA-256 prefix (written by tools/bd_table.py --zoo).
@@ -102,21 +101,6 @@ class ModelEntry:
     def weights_hash(self) -> bytes:
         """The 8 bytes a bitstream records to name these weights."""
         return bytes.fromhex(self.sha256)[:8]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (cached per path, size and modification time)."""
-    stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
