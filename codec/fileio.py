@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
@@ -93,3 +93,22 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: File name extensions taken as images when a folder is listed.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def list_images(folder: str | os.PathLike, recursive_fallback: bool = False,
+                suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files with one of ``suffixes`` (lower case, with the dot) directly inside ``folder``,
+    sorted by name, hidden (dot) files left out; with ``recursive_fallback``, those of its
+    sub-folders (hidden ones skipped) when it has none."""
+    folder = Path(folder)
+    wanted = {s.lower() for s in suffixes}
+    found = sorted(p for p in folder.iterdir()
+                   if not p.name.startswith(".") and p.suffix.lower() in wanted and p.is_file())
+    if not found and recursive_fallback:
+        found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in wanted
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return found

@@ -29,9 +29,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from codec.errors import ConversionWarning, InputError
 from codec.fileio import atomic_write
 
-#: File name extensions taken as images when a folder is listed.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
-
 _GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -157,14 +154,3 @@ def save_image(image: Image.Image, path: str | os.PathLike, fmt: str | None = No
     """Save atomically, in ``fmt`` or else the format the file extension names."""
     fmt = fmt or image_format(path)
     atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
-
-
-def list_images(folder: str | os.PathLike, recursive_fallback: bool = False) -> list[Path]:
-    """Image files (by extension, :data:`IMAGE_SUFFIXES`) directly inside ``folder``, sorted;
-    with ``recursive_fallback``, those of its sub-folders (hidden ones skipped) when it has none."""
-    folder = Path(folder)
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found and recursive_fallback:
-        found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return found

@@ -262,3 +262,16 @@ def test_info_never_prints_control_characters(tmp_path, tiny_weights, capsys):
     assert main(["info", str(tmp_path / "forged.bin")]) == 1
     captured = capsys.readouterr()
     assert "\x1b" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("args", [["models"], ["info", "FILE"], ["--help"], ["--version"], ["encode", "--help"]])
+def test_quick_commands_do_not_import_torch(tmp_path, tiny_weights, args):
+    """Listing models, reading a header or asking for help must not pay for torch (seconds)."""
+    import codec
+
+    (tmp_path / "x.bin").write_bytes(codec.encode(np.zeros((8, 8, 3), np.uint8), model=str(tiny_weights)))
+    args = [str(tmp_path / "x.bin") if a == "FILE" else a for a in args]
+    script = ("import sys\nfrom codec.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+              "print(sorted(m for m in ('torch', 'compressai', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

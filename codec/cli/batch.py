@@ -10,12 +10,15 @@ folder, the model and quality), so a refused command writes nothing. Then each f
 coded on its own: a file that fails is reported at the end with its one-line error and the
 others go on; every output is written atomically, so a failed file leaves no partial output.
 
-``--jobs N`` (N > 1) codes files in N worker processes (``spawn``), each loading the model
-once in its initializer and running torch with one intra-op thread, so the bytes and pixels
-are those of ``--jobs 1`` (which codes in this process, see :data:`codec.api.CPU_THREADS`).
+``--jobs N`` (N > 1) codes files in N worker processes (a ``ProcessPoolExecutor``; see
+:func:`worker_context` for how they start), each loading the model once in its initializer
+and running torch with one intra-op thread, so the bytes and pixels are those of ``--jobs 1``
+(which codes in this process, see :data:`codec.api.CPU_THREADS`). Ctrl-C starts no new file,
+lets the files being coded finish, and exits with status 130.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -33,14 +36,16 @@ BATCH_ONLY = {"--jobs": "jobs", "--skip-existing": "skip_existing", "--format": 
 
 def add_batch_options(parser, kind: str) -> None:
     """``-o OUTDIR``, ``--jobs`` and ``--skip-existing`` (and ``--format`` for decode)."""
-    out_suffix = ".bin" if kind == "encode" else ".png (or --format)"
+    taken = "image files (by extension, any Pillow knows)" if kind == "encode" else "*.bin files"
+    written = "<stem>.bin" if kind == "encode" else "<stem>.png (or --format)"
     parser.add_argument("-o", "--output-dir", dest="output_dir", metavar="OUTDIR", default=None,
-                        help=f"batch mode: every positional is an input (a file, or a folder whose "
-                             f"{'image files' if kind == 'encode' else '*.bin files'} are taken, sorted, "
-                             f"not recursive, hidden files left out); each is written to OUTDIR/<stem>{out_suffix}. "
-                             "OUTDIR is created if missing (its parent must exist). Two inputs with the same "
-                             "output name, or an output that is an input, are refused before any work. A file "
-                             "that fails is listed at the end (exit status 1); the others are still written")
+                        help=f"batch mode: every positional is an input (a file, or a folder whose {taken} "
+                             f"are taken, sorted, not recursive, hidden files left out); each is written to "
+                             f"OUTDIR/{written}. OUTDIR is created if missing (its parent must exist). Two "
+                             "inputs with the same output name, or an output that is an input, are refused "
+                             "before any work. A file that fails is listed at the end (exit status 1); the "
+                             "others are still written. The total's files/s is over the whole run, model "
+                             "loading included")
     parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                         help="batch mode: code N files at once in N worker processes, each loading the model "
                              "once and using one torch thread (default 1: in this process). Output bytes do "
@@ -99,10 +104,9 @@ def collect_inputs(paths: Sequence[str], extensions: set[str], what: str) -> lis
         if path == STDIO:
             raise InputError("'-' (standard input) cannot be used with -o OUTDIR; give files or folders")
         if os.path.isdir(path):
-            found = sorted(entry.name for entry in os.scandir(path)
-                           if not entry.name.startswith(".") and Path(entry.name).suffix.lower() in extensions
-                           and entry.is_file())
-            files.extend(os.path.join(path, name) for name in found)
+            from codec.fileio import list_images
+
+            files.extend(os.path.join(path, p.name) for p in list_images(path, suffixes=extensions))
         elif os.path.exists(path):
             files.append(path)
         else:
@@ -127,7 +131,8 @@ def plan(inputs: Sequence[str], outdir: str, suffix: str) -> list[Task]:
         if key in by_target:
             other = by_target[key]
             if os.path.samefile(other, source):
-                raise InputError(f"{source} is given twice (also as {other})")
+                also = "" if other == source else f" (also as {other})"
+                raise InputError(f"{source} is given twice{also}")
             raise InputError(f"{other} and {source} would both be written to {target}; "
                              "code them into different folders")
         by_target[key] = source
@@ -148,13 +153,15 @@ def _identity(path: str) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
-def make_outdir(outdir: str) -> None:
-    """Create the output folder (not its parents) once every check has passed."""
+def make_outdir(outdir: str) -> bool:
+    """Create the output folder (not its parents) once every check has passed; True if created."""
     try:
         os.mkdir(outdir)
     except FileExistsError:
         if not os.path.isdir(outdir):
             raise InputError(f"output folder {outdir} is a file") from None
+        return False
+    return True
 
 
 def check_model(model: str | None, quality: float | None) -> None:
@@ -203,15 +210,16 @@ def setup(command: str, model: str | None, quality: float | None, device: str, f
     the main process (which lets the files being coded finish, so no partial output), and a
     failure kept to be reported by the first task instead of breaking the pool."""
     _state.clear()
+    if in_worker:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import torch
 
         from codec import api
 
         if in_worker:
-            import signal
-
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
             torch.set_num_threads(1)
         api._check_device(device)
         net = api.resolve_model(model, device) if model is not None else None
@@ -303,22 +311,31 @@ def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | N
     else:
         inputs = collect_inputs(paths, {BITSTREAM_SUFFIX}, f"{BITSTREAM_SUFFIX} files")
         suffix = "." + (fmt or "png").lower().lstrip(".")
-        fmt = image_format("output" + suffix)
+        try:
+            fmt = image_format("output" + suffix)
+        except InputError:
+            raise InputError(f"--format {suffix[1:]}: unknown image extension (use png, bmp, tif, ...)") from None
         from PIL import Image
 
         if fmt not in Image.SAVE:
-            raise InputError(f"format {suffix[1:]!r} can be read but not written; use png, bmp, tif, ...")
+            raise InputError(f"--format {suffix[1:]}: Pillow reads but cannot write it (use png, bmp, tif, ...)")
     tasks = plan(inputs, outdir, suffix)
     check_model(model, quality)
     exists = {t for t in tasks if skip_existing and os.path.exists(t.target)}
     skipped = [t for t in tasks if t in exists]
     todo = [t for t in tasks if t not in exists]
-    make_outdir(outdir)
+    created = make_outdir(outdir)
     for task in skipped:
         print(f"{task.source}: skipped, {task.target} exists")
 
     start = time.perf_counter()
-    outcomes = _code_all(command, todo, (command, model, quality, device, fmt), jobs or 1)
+    try:
+        outcomes = _code_all(command, todo, (command, model, quality, device, fmt), jobs or 1)
+    except BaseException:
+        if created:  # the model could not be loaded (or Ctrl-C) before any output: leave no empty folder
+            with contextlib.suppress(OSError):
+                os.rmdir(outdir)
+        raise
     elapsed = time.perf_counter() - start
 
     done = [o for o in outcomes if o.error is None]
@@ -374,13 +391,24 @@ def _code_all(command: str, tasks: list[Task], setup_args: tuple, jobs: int) -> 
     return outcomes
 
 
-def _in_workers(tasks: list[Task], setup_args: tuple, jobs: int, report: Callable[[Outcome], None]) -> None:
-    import concurrent.futures as cf
+def worker_context():
+    """How worker processes start. Not a plain fork of this process: torch's thread pools (and
+    CUDA) do not survive a fork once used. Where available, a fork server that has imported
+    :mod:`codec.api` (torch included, no op run, so nothing to break) forks the workers, so
+    the import, seconds of CPU, is paid once instead of once per worker; elsewhere spawn."""
     import multiprocessing
 
-    # spawn, not fork: torch's thread pools (and CUDA) do not survive a fork.
-    pool = cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=setup, initargs=(*setup_args, True))
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["codec.api"])
+    return context
+
+
+def _in_workers(tasks: list[Task], setup_args: tuple, jobs: int, report: Callable[[Outcome], None]) -> None:
+    import concurrent.futures as cf
+
+    pool = cf.ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=setup, initargs=(*setup_args, True))
     try:
         futures = {pool.submit(code_file, task): task for task in tasks}
         for future in cf.as_completed(futures):

@@ -9,12 +9,12 @@ import importlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from codec.errors import InputError
+
+if TYPE_CHECKING:  # numpy and Pillow load when a codec runs, not when `codec --help` lists the names
+    import numpy as np
 
 
 class MissingPluginError(InputError):
@@ -70,6 +70,8 @@ class Baseline:
 
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         """Compress an HxWx3 uint8 array into the bytes of a complete file."""
+        from PIL import Image
+
         _register_plugins(self.format)
         buffer = io.BytesIO()
         Image.fromarray(rgb, "RGB").save(buffer, format=self.format, **self.options(quality))
@@ -77,6 +79,9 @@ class Baseline:
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decode a file's bytes into an HxWx3 uint8 RGB array."""
+        import numpy as np
+        from PIL import Image
+
         _register_plugins(self.format)
         with Image.open(io.BytesIO(data)) as image:
             image.load()

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.errors import InputError
-from codec.fileio import atomic_write, file_sha256
-from codec.image_io import IMAGE_SUFFIXES, list_images
+from codec.fileio import IMAGE_SUFFIXES, atomic_write, file_sha256, list_images
 
 #: File name suffixes treated as images when scanning a folder.
 #: Environment variable overriding the default download cache folder.

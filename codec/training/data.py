@@ -17,8 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from codec.errors import InputError
-from codec.image_io import IMAGE_SUFFIXES
-from codec.image_io import list_images as images_in
+from codec.fileio import IMAGE_SUFFIXES
+from codec.fileio import list_images as images_in
 
 
 def list_images(folder: str | Path) -> list[Path]:
