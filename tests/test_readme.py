@@ -27,7 +27,8 @@ def test_readme_use_commands_run(tmp_path):
     import subprocess
     import sys
 
-    shutil.copy(ROOT / "codec" / "data" / "astronaut.png", tmp_path / "photo.png")
+    for name in ("photo.png", "more.png"):
+        shutil.copy(ROOT / "codec" / "data" / "astronaut.png", tmp_path / name)
     commands = [line.split("#")[0].strip() for line in _block("## Use", "bash").splitlines()]
     commands = [c for c in commands if c.startswith("codec ") and not c.startswith("codec eval")]
     assert len(commands) >= 5
