@@ -23,7 +23,8 @@ from codec.errors import BitstreamError, InputError
 from codec.image_io import load_image
 from codec.models import ARCHITECTURES, VariableRateModel
 
-def _check_device(device: str) -> torch.device:
+def check_device(device: str) -> torch.device:
+    """The torch device a name means; InputError if unknown or if CUDA is asked for but absent."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -44,7 +45,7 @@ def resolve_model(model: str | os.PathLike | VariableRateModel, device: str = "c
         return model
     if not isinstance(model, (str, os.PathLike)):
         raise InputError(f"model must be a name or a weights path, got {type(model).__name__}")
-    dev = _check_device(device)
+    dev = check_device(device)
     return zoo.load_model(zoo.entry_for(model), device=str(dev))
 
 

@@ -221,7 +221,7 @@ def setup(command: str, model: str | None, quality: float | None, device: str, f
 
         if in_worker:
             torch.set_num_threads(1)
-        api._check_device(device)
+        api.check_device(device)
         net = api.resolve_model(model, device) if model is not None else None
         _state.update(command=command, net=net, quality=quality, device=device, format=fmt)
     except Exception as err:  # noqa: BLE001 - reported as one line by the main process
