@@ -71,6 +71,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def dispatch(command: str, args, code_one: Callable[..., int], what: str) -> int:
+    """Run ``codec encode|decode``: the batch form with ``-o OUTDIR``, else ``code_one(args)``
+    on exactly ``INPUT OUTPUT``. ``what`` names the inputs in the usage error."""
+    if args.output_dir is not None:
+        return run_batch(command, args.paths, args.output_dir, model=args.model, quality=getattr(args, "quality", None),
+                         device=args.device, jobs=args.jobs, skip_existing=args.skip_existing,
+                         fmt=getattr(args, "format", None))
+    if len(args.paths) != 2:
+        args.parser.error(f"give INPUT OUTPUT, or -o OUTDIR to {command} several {what}"
+                          if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
+    refuse_batch_options(args)
+    args.input, args.output = args.paths
+    return code_one(args)
+
+
 def refuse_batch_options(args) -> None:
     """InputError when a batch-only option is given in the single-file form."""
     for option, attribute in BATCH_ONLY.items():

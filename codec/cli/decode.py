@@ -30,17 +30,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codec.cli.batch import refuse_batch_options, run_batch
+    from codec.cli.batch import dispatch
 
-    if args.output_dir is not None:
-        return run_batch("decode", args.paths, args.output_dir, model=args.model, quality=None,
-                         device=args.device, jobs=args.jobs, skip_existing=args.skip_existing, fmt=args.format)
-    if len(args.paths) != 2:
-        args.parser.error("give INPUT OUTPUT, or -o OUTDIR to decode several files"
-                          if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
-    refuse_batch_options(args)
-    args.input, args.output = args.paths
-    return decode_one(args)
+    return dispatch("decode", args, decode_one, "files")
 
 
 def decode_one(args: argparse.Namespace) -> int:

@@ -32,17 +32,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codec.cli.batch import refuse_batch_options, run_batch
+    from codec.cli.batch import dispatch
 
-    if args.output_dir is not None:
-        return run_batch("encode", args.paths, args.output_dir, model=args.model, quality=args.quality,
-                         device=args.device, jobs=args.jobs, skip_existing=args.skip_existing)
-    if len(args.paths) != 2:
-        args.parser.error("give INPUT OUTPUT, or -o OUTDIR to compress several images"
-                          if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
-    refuse_batch_options(args)
-    args.input, args.output = args.paths
-    return encode_one(args)
+    return dispatch("encode", args, encode_one, "images")
 
 
 def encode_one(args: argparse.Namespace) -> int:
