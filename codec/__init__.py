@@ -14,14 +14,30 @@ __version__ = "0.1.0"
 __all__ = ["encode", "decode", "__version__"]
 
 
-def encode(image: Any, model: str = "walloc", quality: float | None = None, device: str = "cpu") -> bytes:
+def encode(image: Any, model: str = "walloc", quality: float | None = None, device: str = "cpu", *,
+           bpp: float | None = None, size: int | str | None = None, psnr: float | None = None,
+           best_effort: bool = False) -> bytes:
     """Compress an image (PIL image, numpy array or file path) into a self-describing bitstream.
 
     ``model`` is a shipped model name (``codec models``) or a ``.safetensors`` weights file.
+    Instead of ``quality``, one target may be given: ``bpp`` (at most), ``size`` (bytes at
+    most; ``"50k"`` allowed) or ``psnr`` (dB, at least); the quality is then searched with
+    real encodes (:mod:`codec.encoding.rate_control`). An unreachable target raises
+    InputError, or with ``best_effort`` gives the nearest file and a warning.
     """
     from codec.api import encode as _encode
 
-    return _encode(image, model=model, quality=quality, device=device)
+    targets = {k: v for k, v in (("bpp", bpp), ("size", size), ("psnr", psnr)) if v is not None}
+    if not targets:
+        return _encode(image, model=model, quality=quality, device=device)
+    from codec.encoding.rate_control import make_target
+
+    if quality is not None or len(targets) > 1:
+        from codec.errors import InputError
+
+        raise InputError("give one of quality, bpp, size or psnr")
+    (kind, value), = targets.items()
+    return _encode(image, model=model, quality=make_target(kind, value, best_effort), device=device)
 
 
 def decode(data: bytes, device: str = "cpu", model: str | None = None) -> Any:

@@ -11,7 +11,7 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from codec import bitstream, zoo
 from codec.errors import BitstreamError, InputError
 from codec.image_io import load_image
 from codec.models import ARCHITECTURES, VariableRateModel
+
+if TYPE_CHECKING:
+    from codec.encoding.rate_control import Target
 
 def check_device(device: str) -> torch.device:
     """The torch device a name means; InputError if unknown or if CUDA is asked for but absent."""
@@ -119,9 +122,17 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
 
 
-def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | None = None,
+def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
            device: str = "cpu") -> bytes:
-    """Compress an image (path, PIL image or numpy array) into one file's bytes."""
+    """Compress an image (path, encoded bytes, PIL image or numpy array) into one file's bytes.
+
+    ``quality`` is a number in the model's range, or a rate-control
+    :class:`~codec.encoding.rate_control.Target` (bpp, size or PSNR to meet).
+    """
+    from codec.encoding.rate_control import Target, encode_to_target
+
+    if isinstance(quality, Target):
+        return encode_to_target(image, model, quality, device)[0]
     loaded = load_image(image)
     x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
     return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale)[0]

@@ -13,5 +13,13 @@ class BitstreamError(CodecError, ValueError):
     """A compressed file is not valid: wrong magic/version, truncated, CRC mismatch, unknown model."""
 
 
-class ConversionWarning(UserWarning):
+class CodecWarning(UserWarning):
+    """Base class of the warnings meant for users; the CLI prints each as one stderr line."""
+
+
+class ConversionWarning(CodecWarning):
     """An input image was converted before coding (palette, alpha, 16-bit, CMYK...)."""
+
+
+class TargetWarning(CodecWarning):
+    """A rate-control target could not be met and the nearest reachable file was written."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from codec.errors import ConversionWarning, InputError
+from codec.errors import CodecWarning, InputError
 
 #: The path that means standard input (as an input) or standard output (as an output).
 STDIO = "-"
@@ -19,19 +19,19 @@ BITSTREAM_SUFFIX = ".bin"
 
 @contextmanager
 def report_conversions(command: str) -> Iterator[None]:
-    """Print every :class:`ConversionWarning` raised inside as one stderr line.
+    """Print every :class:`CodecWarning` raised inside as one stderr line.
 
     Other warnings are shown the usual way, once the recording has stopped: showing them
     while recording would append to the very list being read.
     """
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConversionWarning)
+        warnings.simplefilter("always", CodecWarning)
         try:
             yield
         finally:
             recorded = list(caught)
     for w in recorded:
-        if issubclass(w.category, ConversionWarning):
+        if issubclass(w.category, CodecWarning):
             print(f"codec {command}: warning: {w.message}", file=sys.stderr)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codec.cli._common import BITSTREAM_SUFFIX, STDIO
-from codec.errors import ConversionWarning, InputError
+from codec.errors import CodecWarning, InputError
 
 #: Options that only mean something with ``-o OUTDIR`` (name as given on the command line, attribute).
 BATCH_ONLY = {"--jobs": "jobs", "--skip-existing": "skip_existing", "--format": "format"}
@@ -187,7 +187,7 @@ def check_model(model: str | None, quality: float | None) -> None:
     from codec import zoo
 
     entry = zoo.entry_for(model)
-    if quality is not None:
+    if isinstance(quality, (int, float)):  # else None, or a rate-control target
         low, high = entry.quality_range
         if not low <= quality <= high:
             raise InputError(f"quality {quality:g} outside the range {low:g}..{high:g} of model {entry.name!r}")
@@ -264,13 +264,13 @@ def code_file(task: Task) -> Outcome:
     outcome = Outcome(task)
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConversionWarning)
+            warnings.simplefilter("always", CodecWarning)
             try:
                 (_encode if _state["command"] == "encode" else _decode)(task, outcome)
             finally:
                 recorded = list(caught)
         for w in recorded:
-            if issubclass(w.category, ConversionWarning):
+            if issubclass(w.category, CodecWarning):
                 outcome.warnings.append(str(w.message))
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -25,14 +25,39 @@ def register(subparsers) -> None:
                         "bitstream file to write (written atomically; not an image extension; or -). "
                         "With -o: images, or folders of images")
     p.add_argument("--model", default="walloc", help="shipped model name or a .safetensors weights file (default walloc)")
-    p.add_argument("--quality", type=float, default=None, help="rate/quality trade-off, fractional allowed (see `codec models`)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=float, default=None, help="rate/quality trade-off, fractional allowed (see `codec models`)")
+    rate.add_argument("--bpp", type=float, default=None, metavar="B", help="largest quality whose file is at most B bits per pixel")
+    rate.add_argument("--size", default=None, metavar="BYTES", help="largest quality whose file is at most BYTES (e.g. 20000, 50k, 1.5M)")
+    rate.add_argument("--psnr", type=float, default=None, metavar="DB", help="smallest quality whose decoded PSNR-RGB is at least DB")
+    p.add_argument("--best-effort", action="store_true",
+                   help="with --bpp/--size/--psnr: if the target is out of reach, write the nearest file with a warning "
+                        "(default: a one-line error naming the reachable range)")
     add_device(p)
     add_batch_options(p, "encode")
     p.set_defaults(func=run, parser=p)
 
 
+def rate_target(args: argparse.Namespace):
+    """The rate-control target the options ask for, or None (then --quality applies)."""
+    from codec.encoding.rate_control import make_target
+
+    for kind in ("bpp", "size", "psnr"):
+        if getattr(args, kind) is not None:
+            return make_target(kind, getattr(args, kind), args.best_effort)
+    if args.best_effort:
+        from codec.errors import InputError
+
+        raise InputError("--best-effort goes with --bpp, --size or --psnr")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from codec.cli.batch import dispatch
+
+    target = rate_target(args)
+    if target is not None:
+        args.quality = target
 
     return dispatch("encode", args, encode_one, "images")
 

@@ -1,0 +1,141 @@
+"""Rate control: pick the quality whose file meets a size, bpp or PSNR target.
+
+The rate of a model rises monotonically with its continuous quality (gain units
+interpolate between trained levels), and so does its PSNR, up to small non-monotonic
+steps between neighbouring fractional qualities. The search brackets the target between
+the lowest and highest quality and bisects on real encodes (``MAX_ENCODES`` in all, decodes
+too for a PSNR target), keeping the best file that meets the target:
+
+* ``bpp`` / ``size``: the largest quality whose file is at most the target;
+* ``psnr``: the smallest quality whose decoded PSNR-RGB is at least the target.
+
+A target outside what the model reaches is an :class:`~codec.errors.InputError` naming the
+reachable range, or, with ``best_effort``, the nearest reachable file and a
+:class:`TargetWarning`.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from codec.errors import InputError, TargetWarning
+
+#: Encodes one search may spend: the two ends of the range, then bisection steps.
+MAX_ENCODES = 8
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)[bB]?\s*$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the file must meet: ``kind`` is ``"bpp"``, ``"size"`` (bytes) or ``"psnr"`` (dB)."""
+
+    kind: str
+    value: float
+    best_effort: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("bpp", "size", "psnr"):
+            raise InputError(f"unknown target {self.kind!r}: use bpp, size or psnr")
+        if not self.value > 0:
+            raise InputError(f"{self.kind} target must be positive, got {self.value:g}")
+
+    def describe(self, value: float) -> str:
+        return {"bpp": f"{value:.4f} bpp", "size": f"{value:.0f} bytes", "psnr": f"{value:.2f} dB"}[self.kind]
+
+
+def parse_size(text: str) -> int:
+    """``"50k"`` -> 51200, ``"1.5M"`` -> 1572864, ``"2000"`` -> 2000 (bytes); InputError otherwise."""
+    found = _SIZE.match(str(text))
+    if not found:
+        raise InputError(f"size {text!r} is not a byte count like 20000, 50k or 1.5M")
+    scale = {"": 1, "k": 1024, "m": 1024**2}[found.group(2).lower()]
+    return int(float(found.group(1)) * scale)
+
+
+def make_target(kind: str, value: Any, best_effort: bool = False) -> Target:
+    """A :class:`Target` from user input (``size`` also as ``"50k"``); InputError if invalid."""
+    if kind == "size":
+        return Target("size", float(parse_size(value)), best_effort)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{kind} target must be a number, got {value!r}") from None
+    return Target(kind, number, best_effort)
+
+
+@dataclass
+class Attempt:
+    """One real encode of the search: its quality, file and measured value."""
+
+    quality: float
+    data: bytes
+    value: float
+
+
+def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu") -> tuple[bytes, Attempt]:
+    """Encode ``image`` so that its file meets ``target``; returns (file bytes, chosen attempt)."""
+    import numpy as np
+
+    from codec import api
+    from codec.evaluation import metrics
+    from codec.image_io import load_image
+
+    loaded = load_image(image)
+    source = loaded.rgb[:, :, 0] if loaded.grayscale else loaded.rgb
+    net = api.resolve_model(model, device)
+    height, width = loaded.rgb.shape[:2]
+
+    def attempt(quality: float) -> Attempt:
+        data = api.encode(source, model=net, quality=quality, device=device)
+        if target.kind == "psnr":
+            decoded = np.asarray(api.decode(data, device=device, model=net).convert("RGB"))
+            value = metrics.psnr(loaded.rgb, decoded)
+        elif target.kind == "bpp":
+            value = metrics.bpp(len(data), width, height)
+        else:
+            value = float(len(data))
+        return Attempt(quality, data, value)
+
+    def meets(a: Attempt) -> bool:
+        return a.value >= target.value if target.kind == "psnr" else a.value <= target.value
+
+    low_q, high_q = net.quality_range
+    low, high = attempt(low_q), attempt(high_q)
+    if target.kind == "psnr":
+        if meets(low):
+            return low.data, low
+        if not meets(high):
+            return _unreachable(target, low, high, high)
+    else:
+        if meets(high):
+            return high.data, high
+        if not meets(low):
+            return _unreachable(target, low, high, low)
+    best = high if target.kind == "psnr" else low  # meets the target; the search improves on it
+    below, above = low_q, high_q
+    for _ in range(MAX_ENCODES - 2):
+        middle = attempt((below + above) / 2)
+        if meets(middle):
+            if target.kind == "psnr":
+                above, best = middle.quality, middle if middle.quality < best.quality else best
+            else:
+                below, best = middle.quality, middle if middle.quality > best.quality else best
+        elif target.kind == "psnr":
+            below = middle.quality
+        else:
+            above = middle.quality
+    return best.data, best
+
+
+def _unreachable(target: Target, low: Attempt, high: Attempt, nearest: Attempt) -> tuple[bytes, Attempt]:
+    reach = f"{target.describe(low.value)} at quality {low.quality:g} to {target.describe(high.value)} at {high.quality:g}"
+    if not target.best_effort:
+        raise InputError(f"{target.kind} target {target.describe(target.value)} cannot be met for this image: "
+                         f"the model reaches {reach} (--best-effort writes the nearest)")
+    warnings.warn(f"{target.kind} target {target.describe(target.value)} cannot be met (the model reaches {reach}); "
+                  f"wrote the nearest file, {target.describe(nearest.value)} at quality {nearest.quality:g}",
+                  TargetWarning, stacklevel=3)
+    return nearest.data, nearest
