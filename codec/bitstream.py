@@ -133,6 +133,8 @@ class _Reader:
             (byte,) = self.take(1, what)
             value |= (byte & 0x7F) << shift
             if not byte & 0x80:
+                if byte == 0 and shift:  # a trailing zero group: one length, several encodings
+                    raise BitstreamError(f"corrupt file: {what} has an overlong encoding")
                 return value
         raise BitstreamError(f"corrupt file: {what} is not a valid length")
 

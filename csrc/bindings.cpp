@@ -25,6 +25,9 @@ py::array checked(const py::handle& obj, const char* name, int ndim) {
   if (dt.kind() != 'i' || dt.itemsize() != 4) {
     throw py::type_error(std::string(name) + " must have dtype int32, got " + std::string(py::str(dt)));
   }
+  if (!dt.equal(py::dtype::of<int32_t>())) {  // e.g. big-endian '>i4' on a little-endian machine
+    throw py::type_error(std::string(name) + " must have native byte order int32, got " + std::string(py::str(dt)));
+  }
   if (a.ndim() != ndim) {
     throw py::value_error(std::string(name) + " must be a " + std::to_string(ndim) + "-D array, got ndim=" + std::to_string(a.ndim()));
   }

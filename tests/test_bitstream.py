@@ -92,3 +92,19 @@ def test_pack_validates():
         bitstream.pack(_header(width=0), [b""])
     with pytest.raises(TypeError):
         bitstream.unpack("not bytes")
+
+
+def test_overlong_section_length_is_refused():
+    """A length has one encoding: a LEB128 group of zeros after the last one is refused."""
+    import struct
+    import zlib
+
+    header = bitstream.Header("m", b"\0" * 8, 3.0, 8, 8)
+    data = bitstream.pack(header, [b"ab", b"c"])
+    payload = b"abc"
+    head = data[: len(data) - len(payload) - 4]
+    assert head.endswith(bytes([2, 1]))  # the two section lengths
+    overlong = head[:-2] + bytes([0x82, 0x00, 1])
+    crc = zlib.crc32(overlong + payload) & 0xFFFFFFFF
+    with pytest.raises(BitstreamError, match="overlong"):
+        bitstream.unpack(overlong + struct.pack("<I", crc) + payload)

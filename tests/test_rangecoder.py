@@ -424,3 +424,16 @@ def test_import_error_message(monkeypatch):
         importlib.import_module("codec.entropy.rangecoder")
     monkeypatch.undo()
     importlib.import_module("codec.entropy.rangecoder")
+
+
+def test_extension_refuses_non_native_byte_order():
+    """The raw extension used to read a big-endian int32 array as native order."""
+    from codec import _rangecoder as ext
+
+    cdfs = np.array([[0, 30000, 65535, 65536]], dtype=np.int32)
+    with pytest.raises(TypeError, match="byte order"):
+        ext.encode(np.array([0, 1], ">i4"), np.zeros(2, np.int32), cdfs, np.array([4], np.int32), np.array([0], np.int32))
+    # The Python module converts such arrays, so it codes them as their values say.
+    sym = np.array([0, 1, 1, 0], np.int32)
+    args = (np.zeros(4, np.int32), cdfs, np.array([4], np.int32), np.array([0], np.int32))
+    assert rc.encode(sym.astype(">i4"), *args) == rc.encode(sym, *args)
