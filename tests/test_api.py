@@ -153,3 +153,21 @@ def test_shipped_model_quality(name):
         psnrs.append(10 * np.log10(255**2 / np.mean((decoded - original) ** 2)))
     assert bpps[0] < bpps[1] and psnrs[0] < psnrs[1]
     assert psnrs[1] > 25 and bpps[0] < 1.0  # far above what a broken decoder (~10 dB) gives
+
+
+def test_decode_to_tensor_mixes_models_and_qualities():
+    """One batch may hold files of several models (current and retired weights) and
+    qualities: each group is decoded by its own weights, in the order given."""
+    versions = {entry.path.stem: entry for entry in zoo.all_versions()}
+    if len(versions) < 2:
+        pytest.skip("needs two shipped weights files")
+    first, second = list(versions.values())[:2]
+    image = _image(40, 56)
+    files = [codec.encode(image, model=str(first.path), quality=1.0),
+             codec.encode(image, model=str(second.path), quality=2.5),
+             codec.encode(image, model=str(first.path), quality=4.0)]
+    batch = api.decode_to_tensor(files)
+    assert batch.shape == (3, 3, 40, 56)
+    for data, decoded in zip(files, batch):
+        single = torch.from_numpy(np.array(codec.decode(data))).permute(2, 0, 1).float() / 255
+        assert torch.equal(decoded, single)
