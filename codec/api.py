@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from codec import bitstream, zoo
-from codec.errors import BitstreamError, InputError
+from codec.errors import BitstreamError, CodecError, InputError
 from codec.image_io import load_image
 from codec.models import ARCHITECTURES, VariableRateModel
 
@@ -116,7 +116,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     dev = next(net.parameters()).device
     x = (x.detach().float().clamp(0, 1) * 255).round().div(255).to(dev)
     x, header.pad_right, header.pad_bottom = _pad(x, net.pad_multiple)
-    with reproducible_threads(dev), torch.inference_mode():
+    with memory_errors("encode", width, height), reproducible_threads(dev), torch.inference_mode():
         out = net.compress(x, quality)
     y_strings, z_strings = out["strings"]
     return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
@@ -134,8 +134,31 @@ def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float
     if isinstance(quality, Target):
         return encode_to_target(image, model, quality, device)[0]
     loaded = load_image(image)
+    height, width = loaded.rgb.shape[:2]
+    check_image_size(width, height)  # before the float copy: 12 bytes per pixel
     x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
     return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale)[0]
+
+
+def check_image_size(width: int, height: int) -> None:
+    """InputError for a size the container cannot hold (checked before any conversion)."""
+    if not (1 <= width <= bitstream.MAX_SIDE and 1 <= height <= bitstream.MAX_SIDE) or \
+            width * height > bitstream.MAX_PIXELS:
+        raise InputError(f"image of {width}x{height} pixels is beyond the limits of the format "
+                         f"({bitstream.MAX_SIDE} px a side, {bitstream.MAX_PIXELS:,} pixels)")
+
+
+@contextmanager
+def memory_errors(what: str, width: int, height: int) -> Iterator[None]:
+    """Turn running out of memory inside the networks into one clear CodecError."""
+    try:
+        yield
+    except MemoryError:
+        raise CodecError(f"not enough memory to {what} a {width}x{height} image") from None
+    except RuntimeError as err:
+        if "alloc" not in str(err).lower() and "out of memory" not in str(err).lower():
+            raise
+        raise CodecError(f"not enough memory to {what} a {width}x{height} image") from None
 
 
 def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRateModel | None,
@@ -171,7 +194,8 @@ def _decode_group(net: VariableRateModel, header: bitstream.Header, sections: li
         raise BitstreamError("corrupt header: padding does not match the model")
     shape = (padded_h // net.pad_multiple, padded_w // net.pad_multiple)
     try:
-        with reproducible_threads(next(net.parameters()).device), torch.inference_mode():
+        with memory_errors("decode", header.width, header.height), \
+                reproducible_threads(next(net.parameters()).device), torch.inference_mode():
             x_hat = net.decompress([[s[1] for s in sections], [s[0] for s in sections]], shape, header.quality)["x_hat"]
     except ValueError as err:
         raise BitstreamError(f"corrupt payload: {err}") from None

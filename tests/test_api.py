@@ -171,3 +171,29 @@ def test_decode_to_tensor_mixes_models_and_qualities():
     for data, decoded in zip(files, batch):
         single = torch.from_numpy(np.array(codec.decode(data))).permute(2, 0, 1).float() / 255
         assert torch.equal(decoded, single)
+
+
+def test_running_out_of_memory_is_one_clear_error(tiny_weights, monkeypatch, tmp_path, capsys):
+    """A file whose size makes the decoder run out of memory gives one line, not a raw
+    RuntimeError from torch's allocator (simulated: the allocator's own message)."""
+    from codec.cli import main
+
+    data = codec.encode(_image(32, 32), model=str(tiny_weights))
+    net = api.resolve_model(str(tiny_weights))
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(net, "decompress", no_memory)
+    with pytest.raises(codec.errors.CodecError, match="not enough memory to decode a 32x32 image"):
+        codec.decode(data, model=str(tiny_weights))
+    (tmp_path / "x.bin").write_bytes(data)
+    assert main(["decode", str(tmp_path / "x.bin"), str(tmp_path / "x.png"), "--model", str(tiny_weights)]) == 1
+    assert capsys.readouterr().err.strip().endswith("not enough memory to decode a 32x32 image")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_oversized_input_is_refused_before_conversion(tiny_weights):
+    too_wide = np.zeros((1, bitstream.MAX_SIDE + 1, 3), np.uint8)
+    with pytest.raises(InputError, match="beyond the limits"):
+        codec.encode(too_wide, model=str(tiny_weights))
