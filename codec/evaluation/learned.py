@@ -52,7 +52,7 @@ def model_spec(ref: str, device: str = "cpu") -> ModelSpec:
     entry = zoo.entry_for(Path(ref).expanduser() if ref.endswith(".safetensors") else ref)
     low, high = entry.quality_range
     qualities = tuple(float(q) for q in range(int(low), int(high) + 1))
-    if entry.path.parent == zoo.WEIGHTS_DIR:
+    if entry.path.parent == zoo.WEIGHTS_DIR and "@" not in entry.path.stem:  # current shipped weights
         return ModelSpec(entry.name, entry.name, f"{entry.description} (weights sha256 {entry.sha256[:12]})",
                          f"model|{entry.sha256}", (low, high), qualities)
     return ModelSpec(entry.name, str(entry.path), f"learned model from {entry.path.name} (sha256 {entry.sha256[:12]})",

@@ -76,7 +76,7 @@ def export(checkpoint: str, weights: str, if_better: bool = False, data: str | N
             change = curve_bd_rate(code_images(current, images, qualities), code_images(model, images, qualities))
         except ValueError as err:
             raise InputError(f"cannot compare {checkpoint} with {target}: {err}") from None
-        selection = (f"BD-rate {change:+.2f} % against the weights it replaced (sha256 {file_sha256(target)[:8]}) "
+        selection = (f"BD-rate {change:+.2f} % against the current weights (sha256 {file_sha256(target)[:8]}) "
                      f"on the {len(images)} held-out training images, qualities {qualities[0]:g}-{qualities[-1]:g}")
         if change >= 0:
             return False, f"not written: {selection}"
