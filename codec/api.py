@@ -26,6 +26,7 @@ from codec.models import ARCHITECTURES, VariableRateModel
 if TYPE_CHECKING:
     from codec.encoding.rate_control import Target
 
+
 def check_device(device: str) -> torch.device:
     """The torch device a name means; InputError if unknown or if CUDA is asked for but absent."""
     try:
@@ -71,7 +72,8 @@ def _quality(model: VariableRateModel, quality: float | None) -> float:
 #: by the thread count, and the float results differ in the last bits from one count to
 #: another: enough to move a decoded pixel by 1, or a latent across a rounding boundary.
 #: Pinning the count makes bytes and pixels the same whatever the caller's thread setting,
-#: at the price of one core per call; run several files at once (``--jobs``) to use more.
+#: at the price of one core per call. The setting is process-wide, so calls from several
+#: Python threads take turns; run several processes (``--jobs``) to use more cores.
 CPU_THREADS = 1
 _threads_lock = threading.Lock()
 
