@@ -118,11 +118,12 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
     below, above = low_q, high_q
     for _ in range(MAX_ENCODES - 2):
         middle = attempt((below + above) / 2)
-        if meets(middle):
+        if meets(middle):  # the bracket only narrows, so a meeting middle is the best so far
+            best = middle
             if target.kind == "psnr":
-                above, best = middle.quality, middle if middle.quality < best.quality else best
+                above = middle.quality
             else:
-                below, best = middle.quality, middle if middle.quality > best.quality else best
+                below = middle.quality
         elif target.kind == "psnr":
             below = middle.quality
         else:

@@ -38,7 +38,7 @@ def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
-    from codec.zoo import file_sha256
+    from codec.fileio import file_sha256
 
     return file_sha256(path)
 

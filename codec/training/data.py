@@ -38,7 +38,7 @@ def refuse_evaluation_images(files: list[Path]) -> None:
     import re
 
     from codec.evaluation.datasets import KODAK_SHA256
-    from codec.zoo import file_sha256
+    from codec.fileio import file_sha256
 
     kodak = set(KODAK_SHA256.values())
     for path in files:

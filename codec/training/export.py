@@ -60,7 +60,7 @@ def holdout_images(state: dict, data: str | None = None) -> list:
 def export(checkpoint: str, weights: str, if_better: bool = False, data: str | None = None) -> tuple[bool, str]:
     """Write ``weights`` from ``checkpoint``; returns (written, a one-line account)."""
     from codec.training.selection import SELECTION_QUALITIES, code_images, curve_bd_rate
-    from codec.zoo import file_sha256
+    from codec.fileio import file_sha256
 
     state = read_checkpoint(checkpoint)
     model = build_model(state["architecture"], state["model_config"])

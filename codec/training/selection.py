@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from codec.evaluation.bd import bd_rate
-from codec.evaluation.metrics import bpp, psnr
+from codec.evaluation.metrics import psnr
 from codec.models import VariableRateModel
 
 #: Qualities a selection compares models at: every trained level of the default range.
@@ -27,16 +27,16 @@ def code_images(model: VariableRateModel, images: Sequence[np.ndarray],
     model.update(force=True)
     results = {}
     for q in qualities:
-        bits = pixels = 0
+        total_bytes = pixels = 0
         psnrs = []
         for rgb in images:
             x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
             data = api.encode_tensor(x, model, q)[0]
             decoded = (api.decode_to_tensor([data], model=model)[0] * 255).round().to(torch.uint8)
-            bits += bpp(len(data), rgb.shape[1], rgb.shape[0]) * rgb.shape[0] * rgb.shape[1]
+            total_bytes += len(data)
             pixels += rgb.shape[0] * rgb.shape[1]
             psnrs.append(psnr(rgb, decoded.permute(1, 2, 0).numpy()))
-        results[float(q)] = (bits / max(pixels, 1), float(np.mean(psnrs)) if psnrs else float("nan"))
+        results[float(q)] = (8 * total_bytes / max(pixels, 1), float(np.mean(psnrs)) if psnrs else float("nan"))
     return results
 
 

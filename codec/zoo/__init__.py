@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codec.errors import InputError
-from codec.fileio import _sha256, file_sha256
+from codec.fileio import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Measured BD-rates of shipped weights, keyed by SHA-256 prefix (written by tools/bd_table.py --zoo).
@@ -211,12 +211,5 @@ def load_model(entry: ModelEntry, device: str = "cpu"):
         return _loaded[key]
 
 
-def clear_cache() -> None:
-    """Forget loaded networks (tests; weights files changed on disk)."""
-    with _lock:
-        _loaded.clear()
-    _sha256.cache_clear()
-
-
 __all__ = ["FAMILIES", "Family", "MEASURED_FILE", "ModelEntry", "WEIGHTS_DIR", "all_versions", "describe", "entry_for",
-           "file_sha256", "find_version", "load_model", "model_entry", "model_name", "read_metadata", "shipped_models"]
+           "find_version", "load_model", "model_entry", "model_name", "read_metadata", "shipped_models"]
