@@ -45,6 +45,13 @@ _FILTERS: dict[str, tuple[tuple[float, ...], ...]] = {
 WAVELETS = tuple(_FILTERS)
 
 
+def _polyphase(kernels: torch.Tensor) -> torch.Tensor:
+    """[4, 1, L, L] kernels -> [4, 4, L/2, L/2]: input channel ``2 * row_phase + col_phase``
+    holds the taps that meet that phase of the input (pixel_unshuffle's channel order)."""
+    half = kernels.shape[-1] // 2
+    return kernels.reshape(4, half, 2, half, 2).permute(0, 2, 4, 1, 3).reshape(4, 4, half, half)
+
+
 def _outer_kernels(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """The four separable 2-D kernels as a [4, 1, L, L] weight, in PyWavelets' order:
     approximation, horizontal detail (high-pass along H), vertical detail, diagonal."""
@@ -71,14 +78,25 @@ class WaveletPacket2D(nn.Module):
         self.levels = levels
         dec_lo, dec_hi, rec_lo, rec_hi = (torch.tensor(f, dtype=torch.float64) for f in _FILTERS[wavelet])
         length = dec_lo.numel()
-        # out[n] = sum_k f[k] x[(2n + L/2 - k) mod N]; as a cross-correlation over a padded
-        # signal this is the flipped filter with `pad_left` periodic samples in front.
-        self.pad_left = length - 1 - length // 2
-        self.pad_right = length - 2 - self.pad_left
-        self.register_buffer("analysis_kernel", _outer_kernels(dec_lo.flip(0), dec_hi.flip(0)).float(), persistent=False)
-        # Synthesis is the adjoint of analysis with the reversed reconstruction filters,
-        # whose flipped form is the reconstruction filter itself.
-        self.register_buffer("synthesis_kernel", _outer_kernels(rec_lo, rec_hi).float(), persistent=False)
+        # out[n] = sum_k f[k] x[(2n + L/2 - k) mod N]: a cross-correlation with the flipped
+        # filter over the signal with `left` periodic samples in front, at stride 2.
+        left = length - 1 - length // 2
+        if length % 2 or left % 2:
+            raise ValueError(f"wavelet {wavelet!r}: polyphase form needs an even filter length and offset")
+        # Polyphase form: split the padded signal into its four 2x2 phases (pixel_unshuffle),
+        # and each 2-D kernel likewise; a stride-2 correlation becomes a stride-1 one of the
+        # phases, 4 channels to 4 channels with L/2 x L/2 taps. It is the same arithmetic,
+        # about 4x faster than a strided 1-channel convolution (and than the transposed one
+        # of synthesis), and the periodic padding moves to the half-resolution phases.
+        self.pad_before = left // 2
+        self.pad_after = length // 2 - 1 - self.pad_before
+        self.register_buffer("analysis_kernel", _polyphase(_outer_kernels(dec_lo.flip(0), dec_hi.flip(0))).float(),
+                             persistent=False)
+        # Synthesis is the adjoint of analysis with the reversed reconstruction filters (for
+        # these biorthogonal filters its exact inverse): in polyphase form a correlation of
+        # the periodically padded sub-bands with the transposed, flipped phase kernels.
+        synthesis = _polyphase(_outer_kernels(rec_lo, rec_hi)).transpose(0, 1).flip(-2, -1)
+        self.register_buffer("synthesis_kernel", synthesis.contiguous().float(), persistent=False)
 
     @property
     def factor(self) -> int:
@@ -93,9 +111,9 @@ class WaveletPacket2D(nn.Module):
         b, c, h, w = x.shape
         if h % 2 or w % 2:
             raise ValueError(f"height and width must be multiples of {self.factor}, got {h}x{w}")
-        x = x.reshape(b * c, 1, h, w)
-        x = _periodic_pad(x, self.pad_left, self.pad_right)
-        y = F.conv2d(x, self.analysis_kernel.to(x.dtype), stride=2)
+        phases = F.pixel_unshuffle(x.reshape(b * c, 1, h, w), 2)
+        padded = _periodic_pad(phases, self.pad_before, self.pad_after)
+        y = F.conv2d(padded, self.analysis_kernel.to(x.dtype))
         return y.reshape(b, c * 4, h // 2, w // 2)
 
     def _synthesis_level(self, y: torch.Tensor) -> torch.Tensor:
@@ -104,8 +122,8 @@ class WaveletPacket2D(nn.Module):
             raise ValueError(f"channel count must be a multiple of 4 per level, got {c4}")
         c = c4 // 4
         y = y.reshape(b * c, 4, h2, w2)
-        full = F.conv_transpose2d(y, self.synthesis_kernel.to(y.dtype), stride=2)
-        x = _periodic_fold(full, 2 * h2, 2 * w2, self.pad_left)
+        padded = _periodic_pad(y, self.pad_before, self.pad_after)
+        x = F.pixel_shuffle(F.conv2d(padded, self.synthesis_kernel.to(y.dtype)), 2)
         return x.reshape(b, c, 2 * h2, 2 * w2)
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,14 +156,3 @@ def _periodic_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     cols = torch.arange(-left, w + right, device=x.device) % w
     return x.index_select(-2, rows).index_select(-1, cols)
 
-
-def _periodic_fold(full: torch.Tensor, h: int, w: int, left: int) -> torch.Tensor:
-    """Adjoint of :func:`_periodic_pad`: add every padded sample back onto its source."""
-    fh, fw = full.shape[-2:]
-    rows = (torch.arange(fh, device=full.device) - left) % h
-    cols = (torch.arange(fw, device=full.device) - left) % w
-    out = full.new_zeros(full.shape[:-2] + (h, fw))
-    out.index_add_(-2, rows, full)
-    result = full.new_zeros(full.shape[:-2] + (h, w))
-    result.index_add_(-1, cols, out)
-    return result
