@@ -197,3 +197,28 @@ def test_oversized_input_is_refused_before_conversion(tiny_weights):
     too_wide = np.zeros((1, bitstream.MAX_SIDE + 1, 3), np.uint8)
     with pytest.raises(InputError, match="beyond the limits"):
         codec.encode(too_wide, model=str(tiny_weights))
+
+
+_LEAN_IMPORT = """
+import sys, numpy as np, codec.api
+heavy = ("torchvision", "torch_geometric", "torch._dynamo", "scipy.stats", "compressai.datasets", "compressai.models")
+image = np.zeros((40, 56, 3), np.uint8)
+codec.api.decode(codec.api.encode(image, model=sys.argv[1]), model=sys.argv[1])
+print(sorted(m for m in heavy if m in sys.modules))
+import compressai, scipy.stats
+from compressai.models import CompressionModel
+from compressai.entropy_models import GaussianConditional
+gaussian = GaussianConditional([0.11, 1.0, 256.0])
+gaussian.update()
+print(compressai.get_entropy_coder(), compressai.datasets.__name__, scipy.stats.norm.ppf(0.5), gaussian._quantized_cdf.shape[0])
+"""
+
+
+def test_encode_and_decode_import_only_what_they_use(tiny_weights):
+    """No torchvision, scipy.stats or compressai.datasets/models (seconds of import, see
+    codec.entropy._import_compressai); all of compressai still works afterwards."""
+    out = subprocess.run([sys.executable, "-c", _LEAN_IMPORT, str(tiny_weights)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    imported, full = out.stdout.strip().splitlines()[-2:]
+    assert imported == "[]", f"imported at start: {imported} (has compressai/__init__.py changed shape?)"
+    assert full == "ans compressai.datasets 0.0 3"

@@ -9,13 +9,13 @@ and real compression through :mod:`codec.entropy.rangecoder`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian  # first: quiets compressai's import
+from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian  # first: imports compressai lean
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
-from compressai.models import CompressionModel  # noqa: E402
 from codec.models.gain import GainUnits, interpolate_levels
 
 # RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
@@ -23,7 +23,16 @@ from codec.models.gain import GainUnits, interpolate_levels
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 
 
-class VariableRateModel(CompressionModel):
+def scale_table() -> torch.Tensor:
+    """The 64 scales of the Gaussian CDF tables: compressai's ``get_scale_table()``.
+
+    Written here because ``compressai.models`` imports all of compressai (seconds); a test
+    checks the two are equal.
+    """
+    return torch.exp(torch.linspace(math.log(0.11), math.log(256), 64))
+
+
+class VariableRateModel(nn.Module):
     """Mean-scale hyperprior with gain units; subclasses define the transforms."""
 
     #: Input height and width must be multiples of this (total down-sampling to z).
@@ -44,6 +53,29 @@ class VariableRateModel(CompressionModel):
     g_s: nn.Module
     h_a: nn.Module
     h_s: nn.Module
+
+    # What compressai's CompressionModel gives its subclasses, for our two entropy models.
+
+    def update(self, force: bool = False) -> bool:
+        """Build the CDF tables of both entropy models; True if any was (re)built."""
+        updated = self.entropy_bottleneck.update(force=force)
+        return self.gaussian_conditional.update_scale_table(scale_table(), force=force) or updated
+
+    def aux_loss(self) -> torch.Tensor:
+        """The entropy bottleneck's quantile loss, trained on its own optimiser."""
+        return self.entropy_bottleneck.loss()
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """Load weights, first sizing the CDF tables (empty until :meth:`update`) to the saved ones."""
+        tables = {"entropy_bottleneck": ("_quantized_cdf", "_offset", "_cdf_length"),
+                  "gaussian_conditional": ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")}
+        for module_name, names in tables.items():
+            module = getattr(self, module_name)
+            for name in names:
+                buffer, key = getattr(module, name), f"{module_name}.{name}"
+                if buffer.numel() == 0 and key in state_dict:
+                    buffer.resize_(state_dict[key].size())
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @property
     def quality_range(self) -> tuple[float, float]:

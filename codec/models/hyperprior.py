@@ -6,11 +6,21 @@ model; gain units give a continuous quality range from one set of weights.
 from __future__ import annotations
 
 import torch
-from compressai.layers import GDN
-from compressai.models.utils import conv, deconv
 from torch import nn
 
-from codec.models.base import DEFAULT_LAMBDAS, VariableRateModel
+from codec.models.base import DEFAULT_LAMBDAS, VariableRateModel  # first: imports compressai lean
+from compressai.layers import GDN  # noqa: I001
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
+    """compressai's ``models.utils.conv`` (that module imports all of compressai)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """compressai's ``models.utils.deconv``."""
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=stride,
+                              output_padding=stride - 1, padding=kernel_size // 2)
 
 
 class MeanScaleHyperprior(VariableRateModel):
