@@ -16,20 +16,23 @@ __all__ = ["encode", "decode", "__version__"]
 
 def encode(image: Any, model: str = "walloc", quality: float | None = None, device: str = "cpu", *,
            bpp: float | None = None, size: int | str | None = None, psnr: float | None = None,
-           best_effort: bool = False) -> bytes:
+           best_effort: bool = False, effort: int = 0, progress: bool = False) -> bytes:
     """Compress an image (PIL image, numpy array or file path) into a self-describing bitstream.
 
     ``model`` is a shipped model name (``codec models``) or a ``.safetensors`` weights file.
     Instead of ``quality``, one target may be given: ``bpp`` (at most), ``size`` (bytes at
     most; ``"50k"`` allowed) or ``psnr`` (dB, at least); the quality is then searched with
     real encodes (:mod:`codec.encoding.rate_control`). An unreachable target raises
-    InputError, or with ``best_effort`` gives the nearest file and a warning.
+    InputError, or with ``best_effort`` gives the nearest file and a warning. ``effort``
+    (0 = one forward pass, up to 4) refines the latents for this image: a smaller file
+    for the same quality at more encoding time (``docs/effort.md``); ``progress`` shows a
+    bar on standard error while it runs.
     """
     from codec.api import encode as _encode
 
     targets = {k: v for k, v in (("bpp", bpp), ("size", size), ("psnr", psnr)) if v is not None}
     if not targets:
-        return _encode(image, model=model, quality=quality, device=device)
+        return _encode(image, model=model, quality=quality, device=device, effort=effort, progress=progress)
     from codec.encoding.rate_control import make_target
 
     if quality is not None or len(targets) > 1:
@@ -37,7 +40,8 @@ def encode(image: Any, model: str = "walloc", quality: float | None = None, devi
 
         raise InputError("give one of quality, bpp, size or psnr")
     (kind, value), = targets.items()
-    return _encode(image, model=model, quality=make_target(kind, value, best_effort), device=device)
+    return _encode(image, model=model, quality=make_target(kind, value, best_effort), device=device,
+                   effort=effort, progress=progress)
 
 
 def decode(data: bytes, device: str = "cpu", model: str | None = None) -> Any:

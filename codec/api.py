@@ -102,10 +102,18 @@ def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
 
 
 def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", quality: float | None = None,
-                  device: str = "cpu", grayscale: bool = False) -> list[bytes]:
-    """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files."""
+                  device: str = "cpu", grayscale: bool = False, effort: int = 0, progress: bool = False) -> list[bytes]:
+    """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files.
+
+    ``effort`` above 0 refines each image's latents before coding (see ``docs/effort.md``):
+    smaller files for the same quality, at more encoding time; ``progress`` shows a bar on
+    standard error while it runs.
+    """
+    from codec.encoding import effort as effort_levels, refine
+
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
+    schedule = effort_levels.schedule_for(effort)
     net = resolve_model(model, device)
     quality = _quality(net, quality)
     height, width = x.shape[-2:]
@@ -118,28 +126,34 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     dev = next(net.parameters()).device
     x = (x.detach().float().clamp(0, 1) * 255).round().div(255).to(dev)
     x, header.pad_right, header.pad_bottom = _pad(x, net.pad_multiple)
-    with memory_errors("encode", width, height), reproducible_threads(dev), torch.inference_mode():
-        out = net.compress(x, quality)
+    with memory_errors("encode", width, height), reproducible_threads(dev):
+        with torch.inference_mode():
+            y, z = net.analyse(x, quality)
+        if schedule is not None:
+            y, z = refine.refine_latents(net, x, y, z, quality, schedule, height, width, progress=progress)
+        with torch.inference_mode():
+            out = net.compress_latents(y, z)
     y_strings, z_strings = out["strings"]
     return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
-           device: str = "cpu") -> bytes:
+           device: str = "cpu", effort: int = 0, progress: bool = False) -> bytes:
     """Compress an image (path, encoded bytes, PIL image or numpy array) into one file's bytes.
 
     ``quality`` is a number in the model's range, or a rate-control
-    :class:`~codec.encoding.rate_control.Target` (bpp, size or PSNR to meet).
+    :class:`~codec.encoding.rate_control.Target` (bpp, size or PSNR to meet). ``effort``
+    (0 to :data:`codec.encoding.effort.MAX_EFFORT`) trades encoding time for a smaller file.
     """
     from codec.encoding.rate_control import Target, encode_to_target
 
     if isinstance(quality, Target):
-        return encode_to_target(image, model, quality, device)[0]
+        return encode_to_target(image, model, quality, device, effort=effort, progress=progress)[0]
     loaded = load_image(image)
     height, width = loaded.rgb.shape[:2]
     check_image_size(width, height)  # before the float copy: 12 bytes per pixel
     x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
-    return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale)[0]
+    return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale, effort=effort, progress=progress)[0]
 
 
 def check_image_size(width: int, height: int) -> None:

@@ -91,7 +91,7 @@ class FakeModel:
     def __init__(self) -> None:
         self.encodes = 0
 
-    def encode(self, image, model, quality, device="cpu") -> bytes:
+    def encode(self, image, model, quality, device="cpu", effort=0) -> bytes:
         rgb = np.asarray(image)
         if min(rgb.shape[:2]) < 100:
             raise InputError("image too small for this model (needs 100 px)")

@@ -77,7 +77,7 @@ def dispatch(command: str, args, code_one: Callable[..., int], what: str) -> int
     if args.output_dir is not None:
         return run_batch(command, args.paths, args.output_dir, model=args.model, quality=getattr(args, "quality", None),
                          device=args.device, jobs=args.jobs, skip_existing=args.skip_existing,
-                         fmt=getattr(args, "format", None))
+                         fmt=getattr(args, "format", None), effort=getattr(args, "effort", 0))
     if len(args.paths) != 2:
         args.parser.error(f"give INPUT OUTPUT, or -o OUTDIR to {command} several {what}"
                           if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
@@ -215,12 +215,12 @@ class Outcome:
         return self.bitstream_bytes * 8 / (self.width * self.height)
 
 
-#: Per-process state set by :func:`setup`: the network, quality, device, output format, or the setup error.
+#: Per-process state set by :func:`setup`: the network, quality, device, output format, effort, or the setup error.
 _state: dict = {}
 
 
 def setup(command: str, model: str | None, quality: float | None, device: str, fmt: str | None,
-          in_worker: bool) -> None:
+          effort: int, in_worker: bool) -> None:
     """Load the model once for this process. In a worker: one torch thread, Ctrl-C left to
     the main process (which lets the files being coded finish, so no partial output), and a
     failure kept to be reported by the first task instead of breaking the pool."""
@@ -238,7 +238,7 @@ def setup(command: str, model: str | None, quality: float | None, device: str, f
             torch.set_num_threads(1)
         api.check_device(device)
         net = api.resolve_model(model, device) if model is not None else None
-        _state.update(command=command, net=net, quality=quality, device=device, format=fmt)
+        _state.update(command=command, net=net, quality=quality, device=device, format=fmt, effort=effort)
     except Exception as err:  # noqa: BLE001 - reported as one line by the main process
         if not in_worker:
             raise
@@ -284,7 +284,8 @@ def _encode(task: Task, outcome: Outcome) -> None:
     from codec import api, bitstream
     from codec.fileio import atomic_write
 
-    data = api.encode(task.source, model=_state["net"], quality=_state["quality"], device=_state["device"])
+    data = api.encode(task.source, model=_state["net"], quality=_state["quality"], device=_state["device"],
+                      effort=_state["effort"])
     atomic_write(task.target, lambda tmp: Path(tmp).write_bytes(data))
     header, _ = bitstream.unpack(data)
     outcome.bitstream_bytes = outcome.output_bytes = len(data)
@@ -316,7 +317,7 @@ def summary_line(command: str, outcome: Outcome) -> str:
 
 
 def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | None, quality: float | None,
-              device: str, jobs: int | None, skip_existing: bool, fmt: str | None = None) -> int:
+              device: str, jobs: int | None, skip_existing: bool, fmt: str | None = None, effort: int = 0) -> int:
     """The whole batch command; returns the exit status (1 when any file failed)."""
     from codec.image_io import image_format
 
@@ -345,7 +346,7 @@ def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | N
 
     start = time.perf_counter()
     try:
-        outcomes = _code_all(command, todo, (command, model, quality, device, fmt), jobs or 1)
+        outcomes = _code_all(command, todo, (command, model, quality, device, fmt, effort), jobs or 1)
     except BaseException:
         if created:  # the model could not be loaded (or Ctrl-C) before any output: leave no empty folder
             with contextlib.suppress(OSError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from codec.encoding.effort import MAX_EFFORT, schedule_for
+from codec.errors import InputError
 from codec.cli._common import (add_device, check_input, check_output, read_input, report_conversions,
                                status_stream, timed, write_output)
 
@@ -27,15 +29,45 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="walloc", help="shipped model name or a .safetensors weights file (default walloc)")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=float, default=None, help="rate/quality trade-off, fractional allowed (see `codec models`)")
-    rate.add_argument("--bpp", type=float, default=None, metavar="B", help="largest quality whose file is at most B bits per pixel")
-    rate.add_argument("--size", default=None, metavar="BYTES", help="largest quality whose file is at most BYTES (e.g. 20000, 50k, 1.5M)")
-    rate.add_argument("--psnr", type=float, default=None, metavar="DB", help="smallest quality whose decoded PSNR-RGB is at least DB")
+    rate.add_argument("--bpp", type=target_value("bpp"), default=None, metavar="B",
+                      help="largest quality whose file is at most B bits per pixel")
+    rate.add_argument("--size", type=target_value("size"), default=None, metavar="BYTES",
+                      help="largest quality whose file is at most BYTES (e.g. 20000, 50k, 1.5M)")
+    rate.add_argument("--psnr", type=target_value("psnr"), default=None, metavar="DB",
+                      help="smallest quality whose decoded PSNR-RGB is at least DB")
     p.add_argument("--best-effort", action="store_true",
                    help="with --bpp/--size/--psnr: if the target is out of reach, write the nearest file with a warning "
                         "(default: a one-line error naming the reachable range)")
+    p.add_argument("--effort", type=effort_level, default=0, metavar="N",
+                   help=f"0 (default): one pass of the encoder; 1 to {MAX_EFFORT}: refine the latents for this image, "
+                        "a smaller file for the same quality at more encoding time (see docs/effort.md)")
     add_device(p)
     add_batch_options(p, "encode")
     p.set_defaults(func=run, parser=p)
+
+
+def target_value(kind: str):
+    """An argparse type that checks a --bpp/--size/--psnr value (exit status 2 if invalid)."""
+    from codec.encoding.rate_control import make_target
+
+    def parse(text: str):
+        try:
+            target = make_target(kind, text)
+        except InputError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return target.value
+
+    return parse
+
+
+def effort_level(text: str) -> int:
+    """An argparse type for --effort: an integer from 0 to MAX_EFFORT."""
+    try:
+        level = int(text)
+        schedule_for(level)
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_EFFORT}, got {text!r}") from None
+    return level
 
 
 def rate_target(args: argparse.Namespace):
@@ -46,8 +78,6 @@ def rate_target(args: argparse.Namespace):
         if getattr(args, kind) is not None:
             return make_target(kind, getattr(args, kind), args.best_effort)
     if args.best_effort:
-        from codec.errors import InputError
-
         raise InputError("--best-effort goes with --bpp, --size or --psnr")
     return None
 
@@ -70,7 +100,8 @@ def encode_one(args: argparse.Namespace) -> int:
     check_output(args.output, [args.input], "bitstream")
     source = read_input(args.input) if args.input == "-" else args.input
     with report_conversions("encode"):
-        data, seconds = timed(encode, source, model=args.model, quality=args.quality, device=args.device)
+        data, seconds = timed(encode, source, model=args.model, quality=args.quality, device=args.device,
+                              effort=args.effort, progress=True)
     write_output(args.output, lambda target: Path(target).write_bytes(data))
     header, _ = unpack(data)
     bpp = len(data) * 8 / (header.width * header.height)

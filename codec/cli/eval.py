@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                              f"library is installed; '' for none)")
     parser.add_argument("--qualities", nargs="+", metavar="SPEC",
                         help="quality grid override: 'jpeg=10,20,30 walloc=1,2.5,4', or a plain list for all codecs")
+    parser.add_argument("--effort", type=effort_list, default=(0,), metavar="LIST",
+                        help="encoder effort levels of the models, comma-separated (default 0); each level is a "
+                             "curve of its own, named NAME-effortN above 0 (see docs/effort.md)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: results/<dataset name>)")
     parser.add_argument("--anchor", default=None, help="BD-rate anchor curve (default: jpeg)")
@@ -52,6 +55,20 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def effort_list(text: str) -> tuple[int, ...]:
+    """An argparse type for --effort: distinct levels from 0 to MAX_EFFORT, e.g. '0,2,4'."""
+    from codec.encoding.effort import MAX_EFFORT, schedule_for
+    from codec.errors import InputError
+
+    try:
+        levels = tuple(dict.fromkeys(int(part) for part in text.split(",")))
+        for level in levels:
+            schedule_for(level)
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"must be levels from 0 to {MAX_EFFORT}, comma-separated, got {text!r}") from None
+    return levels
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; prints the BD-rate table and the skipped items."""
     import time
@@ -66,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=None if args.baselines is None else split_names(args.baselines),
         qualities=args.qualities, anchor=args.anchor, compare=args.compare, jobs=args.jobs,
         device=args.device, cache_dir=args.cache_dir, progress=False if args.no_progress else None,
-        cache=args.cache, use_cache=not args.no_cache, fresh=args.fresh,
+        cache=args.cache, use_cache=not args.no_cache, fresh=args.fresh, efforts=args.effort,
     )
     elapsed = time.perf_counter() - start
     outcome = result.outcome

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,10 @@ from codec.errors import InputError, TargetWarning
 
 #: Encodes one search may spend: the two ends of the range, then bisection steps.
 MAX_ENCODES = 8
+#: Refined encodes a search with an effort above 0 adds: the chosen quality, then bisection.
+REFINED_ENCODES = 3
+#: Highest PSNR target accepted: at 100 dB an 8-bit image is all but lossless.
+MAX_PSNR = 100.0
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)[bB]?\s*$")
 
@@ -41,6 +46,8 @@ class Target:
             raise InputError(f"unknown target {self.kind!r}: use bpp, size or psnr")
         if not self.value > 0:
             raise InputError(f"{self.kind} target must be positive, got {self.value:g}")
+        if self.kind == "psnr" and not self.value <= MAX_PSNR:
+            raise InputError(f"psnr target must be at most {MAX_PSNR:g} dB (8-bit images), got {self.value:g}")
 
     def describe(self, value: float) -> str:
         return {"bpp": f"{value:.4f} bpp", "size": f"{value:.0f} bytes", "psnr": f"{value:.2f} dB"}[self.kind]
@@ -75,21 +82,30 @@ class Attempt:
     value: float
 
 
-def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu") -> tuple[bytes, Attempt]:
-    """Encode ``image`` so that its file meets ``target``; returns (file bytes, chosen attempt)."""
+def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu", effort: int = 0,
+                     progress: bool = False) -> tuple[bytes, Attempt]:
+    """Encode ``image`` so that its file meets ``target``; returns (file bytes, chosen attempt).
+
+    With ``effort`` above 0 the search first runs at effort 0; then the quality it chose is
+    encoded at that effort and the bracket is narrowed with refined encodes (at most
+    :data:`REFINED_ENCODES`), since refinement moves the rate: the result is the best
+    refined file that meets the target, or the effort-0 one if none does.
+    """
     import numpy as np
 
     from codec import api
+    from codec.encoding.effort import schedule_for
     from codec.evaluation import metrics
     from codec.image_io import load_image
 
+    schedule_for(effort)  # a bad effort fails before any encoding
     loaded = load_image(image)
     source = loaded.rgb[:, :, 0] if loaded.grayscale else loaded.rgb
     net = api.resolve_model(model, device)
     height, width = loaded.rgb.shape[:2]
 
-    def attempt(quality: float) -> Attempt:
-        data = api.encode(source, model=net, quality=quality, device=device)
+    def attempt(quality: float, level: int = 0) -> Attempt:
+        data = api.encode(source, model=net, quality=quality, device=device, effort=level, progress=progress)
         if target.kind == "psnr":
             decoded = np.asarray(api.decode(data, device=device, model=net).convert("RGB"))
             value = metrics.psnr(loaded.rgb, decoded)
@@ -102,18 +118,39 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
     def meets(a: Attempt) -> bool:
         return a.value >= target.value if target.kind == "psnr" else a.value <= target.value
 
-    low_q, high_q = net.quality_range
+    best, missed = _search(attempt, meets, target, net.quality_range)
+    if effort == 0:
+        return best.data, best
+    refined = attempt(best.quality, effort)
+    if not meets(refined):
+        return best.data, best
+    for _ in range(REFINED_ENCODES - 1):
+        if missed is None:
+            break
+        middle = attempt((refined.quality + missed) / 2, effort)
+        if meets(middle):
+            refined = middle
+        else:
+            missed = middle.quality
+    return refined.data, refined
+
+
+def _search(attempt: Callable[[float], Attempt], meets: Callable[[Attempt], bool], target: Target,
+            quality_range: tuple[float, float]) -> tuple[Attempt, float | None]:
+    """The bracketing search at effort 0: the best attempt that meets the target, and the
+    nearest quality on the other side that did not (None if the range's end meets it)."""
+    low_q, high_q = quality_range
     low, high = attempt(low_q), attempt(high_q)
     if target.kind == "psnr":
         if meets(low):
-            return low.data, low
+            return low, None
         if not meets(high):
-            return _unreachable(target, low, high, high)
+            return _unreachable(target, low, high, high), None
     else:
         if meets(high):
-            return high.data, high
+            return high, None
         if not meets(low):
-            return _unreachable(target, low, high, low)
+            return _unreachable(target, low, high, low), None
     best = high if target.kind == "psnr" else low  # meets the target; the search improves on it
     below, above = low_q, high_q
     for _ in range(MAX_ENCODES - 2):
@@ -128,15 +165,15 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
             below = middle.quality
         else:
             above = middle.quality
-    return best.data, best
+    return best, below if target.kind == "psnr" else above
 
 
-def _unreachable(target: Target, low: Attempt, high: Attempt, nearest: Attempt) -> tuple[bytes, Attempt]:
+def _unreachable(target: Target, low: Attempt, high: Attempt, nearest: Attempt) -> Attempt:
     reach = f"{target.describe(low.value)} at quality {low.quality:g} to {target.describe(high.value)} at {high.quality:g}"
     if not target.best_effort:
         raise InputError(f"{target.kind} target {target.describe(target.value)} cannot be met for this image: "
                          f"the model reaches {reach} (--best-effort writes the nearest)")
     warnings.warn(f"{target.kind} target {target.describe(target.value)} cannot be met (the model reaches {reach}); "
                   f"wrote the nearest file, {target.describe(nearest.value)} at quality {nearest.quality:g}",
-                  TargetWarning, stacklevel=3)
-    return nearest.data, nearest
+                  TargetWarning, stacklevel=4)
+    return nearest

@@ -20,6 +20,7 @@ class ModelSpec:
     settings: str
     quality_range: tuple[float, float]
     default_qualities: tuple[float, ...]
+    effort: int = 0
 
 
 def coder_available() -> bool:
@@ -45,9 +46,24 @@ def default_models() -> list[str]:
     return [entry.name for entry in zoo.shipped_models()]
 
 
-def model_spec(ref: str, device: str = "cpu") -> ModelSpec:
-    """Describe a shipped model name or a ``.safetensors`` path; InputError if unusable."""
+def model_spec(ref: str, device: str = "cpu", effort: int = 0) -> ModelSpec:
+    """Describe a shipped model name or a ``.safetensors`` path; InputError if unusable.
+
+    At an ``effort`` above 0 the curve is named ``NAME-effortN`` and its settings (the cache
+    key) include the refinement schedule, so a changed schedule is recomputed."""
     from codec import zoo
+    from codec.encoding.effort import schedule_for
+
+    schedule = schedule_for(effort)
+    spec = _model_spec(zoo, ref)
+    if schedule is None:
+        return spec
+    return ModelSpec(f"{spec.name}-effort{effort}", spec.ref,
+                     f"{spec.description}, encoder effort {effort} (latent refinement: {schedule})",
+                     f"{spec.settings}|effort|{schedule}", spec.quality_range, spec.default_qualities, effort)
+
+
+def _model_spec(zoo, ref: str) -> ModelSpec:
 
     entry = zoo.entry_for(Path(ref).expanduser() if ref.endswith(".safetensors") else ref)
     low, high = entry.quality_range
@@ -72,7 +88,7 @@ def code_image(spec: ModelSpec, rgb: np.ndarray, quality: float,
     from codec import api
 
     start = time.perf_counter()
-    data = api.encode(rgb, model=spec.ref, quality=quality, device=device)
+    data = api.encode(rgb, model=spec.ref, quality=quality, device=device, effort=spec.effort)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     image = api.decode(data, device=device, model=spec.ref)

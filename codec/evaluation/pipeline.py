@@ -46,7 +46,7 @@ def parse_qualities(tokens: Sequence[str] | None) -> tuple[dict[str, list[float]
 
 
 def build_codecs(model_refs: list[str], baseline_names: list[str], qualities: Sequence[str] | None,
-                 device: str = "cpu") -> list[CodecSpec]:
+                 device: str = "cpu", efforts: Sequence[int] = (0,)) -> list[CodecSpec]:
     """Validate codec names and qualities before any work starts."""
     per_codec, common = parse_qualities(qualities)
     specs: list[CodecSpec] = []
@@ -59,14 +59,16 @@ def build_codecs(model_refs: list[str], baseline_names: list[str], qualities: Se
         specs.append(CodecSpec(b.name, b.description, b.settings, tuple(sorted(set(chosen)))))
     if model_refs:
         learned.require_coder()
+    given = {ref: per_codec.pop(ref, None) for ref in model_refs}
     for ref in model_refs:
-        m = learned.model_spec(ref, device)
-        chosen = per_codec.pop(ref, None) or per_codec.pop(m.name, None) or common or list(m.default_qualities)
-        low, high = m.quality_range
-        for q in chosen:
-            if not low <= q <= high:
-                raise InputError(f"{m.name}: quality {q:g} outside {low:g}..{high:g}")
-        specs.append(CodecSpec(m.name, m.description, m.settings, tuple(sorted(set(chosen))), model=m))
+        for effort in efforts:
+            m = learned.model_spec(ref, device, effort)
+            chosen = given[ref] or per_codec.pop(m.name, None) or common or list(m.default_qualities)
+            low, high = m.quality_range
+            for q in chosen:
+                if not low <= q <= high:
+                    raise InputError(f"{m.name}: quality {q:g} outside {low:g}..{high:g}")
+            specs.append(CodecSpec(m.name, m.description, m.settings, tuple(sorted(set(chosen))), model=m))
     if per_codec:
         raise InputError(f"--qualities names codecs that are not evaluated: {', '.join(per_codec)}")
     names = [s.name for s in specs]
@@ -92,13 +94,14 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
              qualities: Sequence[str] | None = None, anchor: str | None = None, compare: Sequence[str] = (),
              jobs: int = 1, device: str = "cpu", cache_dir: Path | None = None, progress: bool | None = None,
              warn: Callable[[str], None] | None = None, cache: Path | None = None, use_cache: bool = True,
-             fresh: bool = False) -> EvalResult:
+             fresh: bool = False, efforts: Sequence[int] = (0,)) -> EvalResult:
     """Run the evaluation and write JSONs, CSV, plots, ``bd_rate.md`` and ``summary.json`` into ``out``.
 
     ``cache``: the resume cache file (default :func:`~codec.evaluation.store.default_cache_path`
     of the dataset name, ``.cache/eval/<name>.jsonl`` under the current directory; never in
     ``out``). ``use_cache=False``: no cache is read or written. ``fresh=True``: every point is
-    recomputed; the new results are still written to the cache.
+    recomputed; the new results are still written to the cache. ``efforts``: the encoder
+    effort levels each model is evaluated at, one curve each (``NAME``, ``NAME-effortN``).
     """
     warn = warn or (lambda message: print(message, file=sys.stderr))
     if jobs < 1:
@@ -112,7 +115,7 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
         baselines, missing = available_baselines()
         for name, reason in missing:
             warn(f"codec eval: note: {name} skipped ({reason})")
-    codecs = build_codecs(models, baselines, qualities, device)
+    codecs = build_codecs(models, baselines, qualities, device, efforts)
     external = [report.load_external(Path(p)) for p in compare]
     if not codecs and not external:
         raise InputError("nothing to evaluate: --models and --baselines are both empty")

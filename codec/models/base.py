@@ -118,9 +118,18 @@ class VariableRateModel(nn.Module):
     @torch.inference_mode()
     def compress(self, x: torch.Tensor, quality: float) -> dict:
         """Encode a batch [B, 3, H, W] in [0, 1] to one y and one z stream per image."""
+        return self.compress_latents(*self.analyse(x, quality))
+
+    @torch.inference_mode()
+    def analyse(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents ``y`` (gains applied) and hyper-latents ``z`` of a batch, before rounding."""
         self._check_input(x)
         y = self.g_a(x) * self.gains.gain(quality)
-        z = self.h_a(y)
+        return y, self.h_a(y)
+
+    @torch.inference_mode()
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+        """Round and code given latents (e.g. refined ones) as :meth:`compress` does."""
         z_strings = encode_bottleneck(self.entropy_bottleneck, z)
         z_hat = decode_bottleneck(self.entropy_bottleneck, z_strings, tuple(z.shape[-2:])).to(z.device)
         scales, means = self._hyper_parameters(z_hat)

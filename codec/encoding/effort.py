@@ -1,0 +1,52 @@
+"""Encoder effort levels: what each level of ``--effort`` runs (torch-free, for the CLI).
+
+Level 0 codes the analysis transform's latents as they are (one forward pass); each higher
+level refines them for the image (:mod:`codec.encoding.refine`) for more steps. Measured
+time and gain per level: ``docs/effort.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codec.errors import InputError
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How one refinement runs: ``steps`` Adam steps at learning rate ``lr``; the SGA
+    temperature holds at ``tau_start`` for the first ``hold`` fraction of the steps, then
+    decays exponentially to ``tau_end``; the rounded objective is measured every
+    ``check_every`` steps and at the end."""
+
+    steps: int
+    lr: float = 5e-3
+    tau_start: float = 0.5
+    tau_end: float = 0.05
+    hold: float = 0.3
+    check_every: int = 10
+
+    def temperature(self, step: int) -> float:
+        start = self.hold * self.steps
+        if step <= start:
+            return self.tau_start
+        progress = (step - start) / max(self.steps - start, 1)
+        return self.tau_start * (self.tau_end / self.tau_start) ** progress
+
+
+#: The refinement each effort level above 0 runs.
+EFFORTS: dict[int, Schedule] = {
+    1: Schedule(steps=25, lr=1e-2),
+    2: Schedule(steps=60, lr=1e-2),
+    3: Schedule(steps=150, lr=5e-3),
+    4: Schedule(steps=400, lr=5e-3),
+}
+MAX_EFFORT = max(EFFORTS)
+
+
+def schedule_for(effort: int) -> Schedule | None:
+    """The schedule of an effort level (None for 0); InputError for anything but 0..MAX_EFFORT."""
+    if isinstance(effort, bool) or not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
+        raise InputError(f"effort must be an integer from 0 to {MAX_EFFORT}, got {effort!r}")
+    return EFFORTS.get(effort)
+
+

@@ -1,0 +1,109 @@
+"""Encoder effort: latent refinement makes cheaper files that the unchanged decoder reads."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import codec
+from codec import api
+from codec.encoding import effort, rate_control
+from codec.errors import InputError
+
+
+def _image(height=72, width=100, seed=3):
+    """A smooth test picture with some texture (odd size: padding is exercised)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([128 + 90 * np.sin(xx / 9 + c) * np.cos(yy / 13 - c) for c in range(3)], axis=-1)
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+def _rd_cost(image, data, weights):
+    """lambda * 255^2 * MSE + bpp of a real file, as the refinement measures it."""
+    import torch
+
+    from codec import bitstream
+
+    net = api.resolve_model(str(weights))
+    header, _ = bitstream.unpack(data)
+    decoded = np.asarray(codec.decode(data, model=str(weights)).convert("RGB"), dtype=np.float64)
+    mse = np.mean((decoded - image) ** 2) / 255**2
+    lmbda = float(net.lmbda(torch.tensor([header.quality])))
+    return lmbda * 255**2 * mse + 8 * len(data) / (image.shape[0] * image.shape[1])
+
+
+def test_refinement_lowers_the_rd_cost_and_decodes(tiny_weights):
+    image = _image()
+    plain = codec.encode(image, model=str(tiny_weights), quality=3)
+    refined = codec.encode(image, model=str(tiny_weights), quality=3, effort=2)
+    assert refined != plain
+    assert _rd_cost(image, refined, tiny_weights) < _rd_cost(image, plain, tiny_weights)
+    decoded = codec.decode(refined, model=str(tiny_weights))
+    assert decoded.size == (image.shape[1], image.shape[0])
+
+
+def test_refinement_is_deterministic(tiny_weights):
+    image = _image(seed=5)
+    first = codec.encode(image, model=str(tiny_weights), quality=2.5, effort=1)
+    assert codec.encode(image, model=str(tiny_weights), quality=2.5, effort=1) == first
+
+
+def test_effort_zero_is_the_single_pass(tiny_weights):
+    image = _image(seed=7)
+    assert codec.encode(image, model=str(tiny_weights), quality=4, effort=0) == \
+        codec.encode(image, model=str(tiny_weights), quality=4)
+
+
+@pytest.mark.parametrize("bad", [-1, effort.MAX_EFFORT + 1, 1.5, True, "2"])
+def test_bad_effort_is_refused(tiny_weights, bad):
+    with pytest.raises(InputError, match="effort"):
+        codec.encode(_image(), model=str(tiny_weights), effort=bad)
+
+
+def test_rate_control_with_effort_meets_a_size_target(tiny_weights):
+    image = _image(96, 128, seed=11)
+    size = len(codec.encode(image, model=str(tiny_weights), quality=3.5))
+    data = codec.encode(image, model=str(tiny_weights), size=size, effort=1)
+    assert len(data) <= size
+
+
+def test_rate_control_adds_at_most_the_refined_encodes(tiny_weights, monkeypatch):
+    calls = []
+    real = api.encode
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("effort", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "encode", counting)
+    target = rate_control.Target("bpp", 1.0)
+    rate_control.encode_to_target(_image(), str(tiny_weights), target, effort=1)
+    assert sum(1 for e in calls if e == 0) <= rate_control.MAX_ENCODES
+    assert sum(1 for e in calls if e == 1) <= rate_control.REFINED_ENCODES
+
+
+@pytest.mark.parametrize("argv", [
+    ["--effort", "-1"], ["--effort", "9"], ["--effort", "x"], ["--bpp", "0"], ["--size", "abc"],
+    ["--psnr", "200"], ["--bpp", "0.5", "--size", "10k"],
+])
+def test_bad_arguments_exit_2_without_output(tmp_path, argv):
+    source = tmp_path / "in.png"
+    Image.fromarray(_image()).save(source)
+    out = tmp_path / "out.bin"
+    result = subprocess.run([sys.executable, "-m", "codec", "encode", str(source), str(out), *argv],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("codec encode: error: argument")
+    assert not out.exists()
+
+
+def test_cli_effort(tmp_path, tiny_weights, capsys):
+    from codec.cli import main
+
+    source = tmp_path / "in.png"
+    Image.fromarray(_image()).save(source)
+    assert main(["encode", str(source), str(tmp_path / "a.bin"), "--model", str(tiny_weights), "--effort", "1"]) == 0
+    assert (tmp_path / "a.bin").read_bytes() == codec.encode(_image(), model=str(tiny_weights), effort=1)
