@@ -1,0 +1,71 @@
+"""Golden files (tests/expected/, written by tools/make_golden.py, never by tests).
+
+Every fixture file keeps decoding to the pixels pinned when it was written, in every later
+release; today's encoder still writes the same entropy-coded streams for the fixtures'
+input; the range coder's bytes for a fixed input are pinned.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import codec
+from codec import bitstream
+from codec.cli.roundtrip import sample_image
+from codec.entropy import rangecoder
+from codec.zoo import WEIGHTS_DIR
+
+EXPECTED = Path(__file__).resolve().parent / "expected"
+MANIFEST = json.loads((EXPECTED / "golden.json").read_text())
+
+
+def _pixels_sha256(image: Image.Image) -> str:
+    return hashlib.sha256(f"{image.mode} {image.size}\n".encode() + image.tobytes()).hexdigest()
+
+
+def _crop() -> np.ndarray:
+    with Image.open(sample_image()) as image:
+        return np.asarray(image.convert("RGB").crop(tuple(MANIFEST["crop"]["box"]))).copy()
+
+
+def _streams(data: bytes) -> list[bytes]:
+    """The entropy-coded streams of a file, in file order, whatever its format version."""
+    return bitstream.unpack(data)[1]
+
+
+def test_there_is_a_fixture_of_every_shipped_weights_file():
+    weights = {entry["weights"] for entry in MANIFEST["files"].values()}
+    assert weights == {p.name for p in WEIGHTS_DIR.glob("*.safetensors")}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
+def test_fixture_decodes_to_the_pinned_pixels(name):
+    entry = MANIFEST["files"][name]
+    data = (EXPECTED / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry["file_sha256"], "fixture files are never rewritten"
+    assert data[4] == entry["version"]
+    assert _pixels_sha256(codec.decode(data)) == entry["pixels_sha256"]
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
+def test_encoder_writes_the_fixture_streams(name):
+    """Same image, weights and quality: the same entropy-coded bytes as when the fixture was
+    written (the whole file too while the format version is the same)."""
+    entry = MANIFEST["files"][name]
+    fixture = (EXPECTED / name).read_bytes()
+    data = codec.encode(_crop(), model=str(WEIGHTS_DIR / entry["weights"]), quality=entry["quality"])
+    assert _streams(data) == _streams(fixture)
+    if entry["version"] == bitstream.FORMAT_VERSION:
+        assert data == fixture
+
+
+def test_range_coder_bytes_are_pinned():
+    pinned = MANIFEST["coder"]
+    arrays = {k: np.asarray(v, dtype=np.int32) for k, v in pinned["input"].items()}
+    data = rangecoder.encode(arrays["symbols"], arrays["indexes"], arrays["cdfs"], arrays["cdf_lengths"], arrays["offsets"])
+    assert data.hex() == pinned["bytes"]
+    decoded = rangecoder.decode(data, arrays["indexes"], arrays["cdfs"], arrays["cdf_lengths"], arrays["offsets"])
+    assert decoded.tolist() == pinned["input"]["symbols"]

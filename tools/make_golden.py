@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""Write the golden fixtures of tests/test_golden.py: run by hand, on purpose, never by tests.
+
+For every shipped weights file named in :data:`MODELS`, encodes a fixed 96x64 crop of the
+bundled sample photograph with today's format and writes ``tests/expected/NAME_vN.bin``
+(``N`` the format version this code writes), then records in ``tests/expected/golden.json``
+its SHA-256 and the SHA-256 of the pixels it decodes to. It also pins the bytes the range
+coder writes for a fixed symbol/index/table input.
+
+A fixture is a promise that its file keeps decoding to the same pixels in every later
+release, so existing files are never overwritten: a new format version or new weights add
+new files (``--force`` rewrites, for a fixture that was wrong when it was written).
+
+Usage: python tools/make_golden.py [--force]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import codec
+from codec import bitstream
+from codec.cli.roundtrip import sample_image
+from codec.entropy import rangecoder
+from codec.zoo import WEIGHTS_DIR
+
+EXPECTED = Path(__file__).resolve().parents[1] / "tests" / "expected"
+#: (fixture stem, weights file in codec/zoo/weights, quality)
+MODELS = (("walloc", "walloc.safetensors", 3.0), ("hyperprior-cce504fb", "hyperprior@cce504fb.safetensors", 3.0))
+#: Crop box (left, top, right, bottom) of codec/data/astronaut.png: the face, 96x64 pixels.
+CROP = (208, 72, 304, 136)
+
+#: The range-coder input: three hand-written 16-bit CDF tables (the last symbol of each is
+#: the escape) and symbols that fall inside, on the edges of and far outside each table.
+CODER_INPUT = {
+    "cdfs": [[0, 30000, 50000, 60000, 65536, 0], [0, 1, 2, 65535, 65536, 0], [0, 20000, 40000, 50000, 60000, 65536]],
+    "cdf_lengths": [5, 5, 6],
+    "offsets": [-1, 0, -2],
+    "symbols": [0, -1, 1, 2, 0, 5, -7, 0, 1, 2, 3, 1000, -100000, 2147483647, -2147483648, 0, 1, 2, 0, -2, 2, 0, 1, 1, 1],
+    "indexes": [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 0, 2, 1, 2, 2, 0, 0, 1, 2],
+}
+
+
+def crop_image() -> np.ndarray:
+    """The fixtures' input image: :data:`CROP` of the bundled sample, RGB uint8."""
+    with Image.open(sample_image()) as image:
+        return np.asarray(image.convert("RGB").crop(CROP)).copy()
+
+
+def pixels_sha256(data: bytes) -> str:
+    """SHA-256 of the decoded pixels (mode, size and raw bytes) of one file."""
+    image = codec.decode(data)
+    return hashlib.sha256(f"{image.mode} {image.size}\n".encode() + image.tobytes()).hexdigest()
+
+
+def coder_bytes() -> str:
+    """Hex of the range coder's output for :data:`CODER_INPUT`."""
+    arrays = {k: np.asarray(v, dtype=np.int32) for k, v in CODER_INPUT.items()}
+    data = rangecoder.encode(arrays["symbols"], arrays["indexes"], arrays["cdfs"], arrays["cdf_lengths"], arrays["offsets"])
+    return data.hex()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rewrite fixtures that exist")
+    args = parser.parse_args(argv)
+    EXPECTED.mkdir(parents=True, exist_ok=True)
+    manifest_path = EXPECTED / "golden.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest["crop"] = {"image": "codec/data/astronaut.png", "box": list(CROP)}
+    manifest["coder"] = {"input": CODER_INPUT, "bytes": coder_bytes()}
+    files = manifest.setdefault("files", {})
+    image = crop_image()
+    for stem, weights, quality in MODELS:
+        name = f"{stem}_v{bitstream.FORMAT_VERSION}.bin"
+        path = EXPECTED / name
+        if path.exists() and not args.force:
+            print(f"{name}: exists, kept")
+            continue
+        data = codec.encode(image, model=str(WEIGHTS_DIR / weights), quality=quality)
+        path.write_bytes(data)
+        files[name] = {"weights": weights, "quality": quality, "version": bitstream.FORMAT_VERSION,
+                       "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
+        print(f"{name}: {len(data)} bytes written")
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
