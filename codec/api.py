@@ -133,8 +133,9 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
             y, z = refine.refine_latents(net, x, y, z, quality, schedule, height, width, progress=progress)
         with torch.inference_mode():
             out = net.compress_latents(y, z)
-    y_strings, z_strings = out["strings"]
-    return [bitstream.pack(header, [z, y]) for y, z in zip(y_strings, z_strings)]
+    batch = len(x)
+    return [bitstream.pack(header, [b"".join(out["strings"][name][i]) for name in net.stream_names])
+            for i in range(batch)]
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
@@ -202,17 +203,18 @@ def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRate
 
 
 def _decode_group(net: VariableRateModel, header: bitstream.Header, sections: list[list[bytes]]) -> torch.Tensor:
-    if any(len(s) != 2 for s in sections):
-        raise BitstreamError("corrupt file: expected 2 payload sections")
+    names = net.stream_names
+    if any(len(s) != len(names) for s in sections):
+        raise BitstreamError(f"corrupt file: expected {len(names)} payload sections")
     padded_h, padded_w = header.height + header.pad_bottom, header.width + header.pad_right
     if padded_h % net.pad_multiple or padded_w % net.pad_multiple or header.pad_bottom >= net.pad_multiple \
             or header.pad_right >= net.pad_multiple:
         raise BitstreamError("corrupt header: padding does not match the model")
-    shape = (padded_h // net.pad_multiple, padded_w // net.pad_multiple)
+    strings = {name: [[s[k]] for s in sections] for k, name in enumerate(names)}
     try:
         with memory_errors("decode", header.width, header.height), \
                 reproducible_threads(next(net.parameters()).device), torch.inference_mode():
-            x_hat = net.decompress([[s[1] for s in sections], [s[0] for s in sections]], shape, header.quality)["x_hat"]
+            x_hat = net.decompress(strings, net.latent_shapes(padded_h, padded_w), header.quality)["x_hat"]
     except ValueError as err:
         raise BitstreamError(f"corrupt payload: {err}") from None
     x_hat = x_hat[..., : header.height, : header.width].clamp(0, 1)

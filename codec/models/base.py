@@ -2,34 +2,34 @@
 
 A subclass supplies four transforms: ``g_a`` (image -> latents y), ``g_s`` (latents ->
 image), ``h_a`` (y -> hyper-latents z) and ``h_s`` (z -> scales and means of y, stacked on
-the channel axis). This class adds gain units for variable rate, compressai's
-``EntropyBottleneck`` for z and ``GaussianConditional`` for y, the training forward pass,
-and real compression through :mod:`codec.entropy.rangecoder`.
+the channel axis). This class adds gain units for variable rate and composes the latent
+codecs (:mod:`codec.latent_codecs`) that code ``y``: a hyperprior of compressai's
+``EntropyBottleneck`` for z and ``GaussianConditional`` for y. It owns the names and order
+of the streams of its files (:attr:`VariableRateModel.stream_names`); the training loss is
+in :mod:`codec.training.loss`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from codec.entropy import decode_bottleneck, decode_gaussian, encode_bottleneck, encode_gaussian  # first: imports compressai lean
+from codec.latent_codecs import (  # first: imports compressai lean
+    EntropyBottleneckLatentCodec,
+    GaussianConditionalLatentCodec,
+    HyperpriorLatentCodec,
+    Shapes,
+    Strings,
+)
+from codec.latent_codecs.gaussian_conditional import scale_table  # noqa: F401 - also imported from here
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from codec.models.gain import GainUnits, interpolate_levels
 
 # RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
 # first six of compressai's MSE lambdas.
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
-
-
-def scale_table() -> torch.Tensor:
-    """The 64 scales of the Gaussian CDF tables: compressai's ``get_scale_table()``.
-
-    Written here because ``compressai.models`` imports all of compressai (seconds); a test
-    checks the two are equal.
-    """
-    return torch.exp(torch.linspace(math.log(0.11), math.log(256), 64))
 
 
 class VariableRateModel(nn.Module):
@@ -54,12 +54,29 @@ class VariableRateModel(nn.Module):
     h_a: nn.Module
     h_s: nn.Module
 
+    @property
+    def latent_codec(self) -> HyperpriorLatentCodec:
+        """The latent codecs that code ``y``, composed over this model's own modules (cheap to build)."""
+        return HyperpriorLatentCodec(self.h_a, self.h_s, EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z"),
+                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y"))
+
+    @property
+    def stream_names(self) -> tuple[str, ...]:
+        """Names of the streams of this model's files, in file order."""
+        codec = self.latent_codec
+        return (codec.hyper.name, codec.latent.name)
+
+    def latent_shapes(self, height: int, width: int) -> Shapes:
+        """Per-image shape of every stream's latent for a padded image of ``height`` x ``width``."""
+        stride = self.pad_multiple // self.latent_codec.downsampling
+        return self.latent_codec.shapes((self.latent_channels, height // stride, width // stride),
+                                        self.entropy_bottleneck.channels)
+
     # What compressai's CompressionModel gives its subclasses, for our two entropy models.
 
     def update(self, force: bool = False) -> bool:
-        """Build the CDF tables of both entropy models; True if any was (re)built."""
-        updated = self.entropy_bottleneck.update(force=force)
-        return self.gaussian_conditional.update_scale_table(scale_table(), force=force) or updated
+        """Build the CDF tables of every entropy model; True if any was (re)built."""
+        return self.latent_codec.update(force=force)
 
     def aux_loss(self) -> torch.Tensor:
         """The entropy bottleneck's quantile loss, trained on its own optimiser."""
@@ -88,25 +105,18 @@ class VariableRateModel(nn.Module):
         return interpolate_levels(table, quality.float())[:, 0].exp()
 
     def _hyper_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scales, means = self.h_s(z_hat).chunk(2, dim=1)
-        return scales, means
+        """(scales, means) of ``y`` predicted from the quantised hyper-latents."""
+        return self.latent_codec.parameters(z_hat)
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, Any]:
         """Training pass with additive-noise likelihoods; ``quality`` is one per sample.
 
         The synthesis sees rounded latents (straight-through gradient), as at test time.
         """
         y = self.g_a(x).float() * self.gains.gain(quality)
-        z = self.h_a(y).float()
-        # Likelihoods are computed in float32 even under autocast: bf16 is too coarse for rates.
-        with torch.autocast(x.device.type, enabled=False):
-            z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        scales, means = (t.float() for t in self._hyper_parameters(z_hat))
-        with torch.autocast(x.device.type, enabled=False):
-            _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        y_hat = y + (torch.round(y - means) + means - y).detach()
-        x_hat = self.g_s(y_hat * self.gains.inverse_gain(quality))
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        out = self.latent_codec(y)
+        x_hat = self.g_s(out["y_hat"] * self.gains.inverse_gain(quality))
+        return {"x_hat": x_hat, "likelihoods": out["likelihoods"]}
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
@@ -116,8 +126,9 @@ class VariableRateModel(nn.Module):
             raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {h}x{w}")
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality: float) -> dict:
-        """Encode a batch [B, 3, H, W] in [0, 1] to one y and one z stream per image."""
+    def compress(self, x: torch.Tensor, quality: float) -> dict[str, Any]:
+        """Encode a batch [B, 3, H, W] in [0, 1]: ``{"strings": Strings, "shapes": Shapes}``,
+        the streams named and ordered as :attr:`stream_names`."""
         return self.compress_latents(*self.analyse(x, quality))
 
     @torch.inference_mode()
@@ -125,39 +136,21 @@ class VariableRateModel(nn.Module):
         """Latents ``y`` (gains applied) and hyper-latents ``z`` of a batch, before rounding."""
         self._check_input(x)
         y = self.g_a(x) * self.gains.gain(quality)
-        return y, self.h_a(y)
+        return y, self.latent_codec.hyper_latents(y)
 
     @torch.inference_mode()
-    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict:
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict[str, Any]:
         """Round and code given latents (e.g. refined ones) as :meth:`compress` does."""
-        z_strings = encode_bottleneck(self.entropy_bottleneck, z)
-        z_hat = decode_bottleneck(self.entropy_bottleneck, z_strings, tuple(z.shape[-2:])).to(z.device)
-        scales, means = self._hyper_parameters(z_hat)
-        y_strings = encode_gaussian(self.gaussian_conditional, y, scales, means)
-        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
+        out = self.latent_codec.compress(y, z)
+        return {"strings": out["strings"], "shapes": out["shapes"]}
 
     @torch.inference_mode()
-    def decompress(self, strings: list[list[bytes]], shape: tuple[int, int], quality: float) -> dict:
-        """Decode what :meth:`compress` wrote; returns ``{"x_hat": [B, 3, H, W]}`` (unclamped)."""
-        if len(strings) != 2 or len(strings[0]) != len(strings[1]):
-            raise ValueError("strings must be [y_streams, z_streams] of equal length")
-        device = self.gains.log_gain.device
-        z_hat = decode_bottleneck(self.entropy_bottleneck, list(strings[1]), tuple(shape)).to(device)
-        scales, means = self._hyper_parameters(z_hat)
-        y_hat = decode_gaussian(self.gaussian_conditional, list(strings[0]), scales, means).to(device)
+    def decompress(self, strings: Strings, shapes: Shapes, quality: float) -> dict[str, Any]:
+        """Decode what :meth:`compress` wrote; returns ``{"x_hat": [B, 3, H, W]}`` (unclamped).
+
+        ValueError if the streams or shapes are not those of this model.
+        """
+        if set(strings) != set(self.stream_names) or len({len(v) for v in strings.values()}) != 1:
+            raise ValueError(f"expected the streams {', '.join(self.stream_names)}, one per image, got {', '.join(strings)}")
+        y_hat = self.latent_codec.decompress(strings, shapes)["y_hat"].to(self.gains.log_gain.device)
         return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}
-
-
-def rd_loss(model: VariableRateModel, x: torch.Tensor, quality: torch.Tensor, net: nn.Module | None = None) -> dict:
-    """Per-sample RD loss ``lambda(q) * 255^2 * MSE + bpp``, averaged over the batch.
-
-    ``net`` runs the forward pass when given (e.g. a DistributedDataParallel wrapper of
-    ``model``); ``model`` supplies the lambdas.
-    """
-    out = (net or model)(x, quality)
-    num_pixels = x.shape[-2] * x.shape[-1]
-    bits = sum(l.clamp_min(1e-9).log().flatten(1).sum(1) for l in out["likelihoods"].values()) / -math.log(2)
-    bpp = bits / num_pixels
-    mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(1)
-    loss = (model.lmbda(quality) * 255**2 * mse + bpp).mean()
-    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean(), "x_hat": out["x_hat"]}

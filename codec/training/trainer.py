@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from codec.errors import CodecError
-from codec.models import rd_loss
+from codec.training.loss import rd_loss
 from codec.models.weights import build_model
 from codec.training.data import list_images, refuse_evaluation_images, split_holdout
 

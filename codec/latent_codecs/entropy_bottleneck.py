@@ -1,0 +1,40 @@
+"""Factorized prior: compressai's ``EntropyBottleneck`` as a latent codec (Ballé et al. 2018)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from codec.entropy import decode_bottleneck, encode_bottleneck  # first: imports compressai lean
+from compressai.entropy_models import EntropyBottleneck  # noqa: I001
+from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape, single_substreams
+
+
+class EntropyBottleneckLatentCodec(LatentCodec):
+    """Codes a latent ``[B, C, h, w]`` with one learned density per channel, as stream ``name``."""
+
+    def __init__(self, entropy_bottleneck: EntropyBottleneck, name: str = "z") -> None:
+        self.entropy_bottleneck = entropy_bottleneck
+        self.name = name
+
+    def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
+        # Likelihoods in float32 even under autocast: bf16 is too coarse for rates.
+        with torch.autocast(y.device.type, enabled=False):
+            y_hat, likelihoods = self.entropy_bottleneck(y.float())
+        return {"likelihoods": {self.name: likelihoods}, "y_hat": y_hat}
+
+    def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
+        strings = encode_bottleneck(self.entropy_bottleneck, y)
+        shape = tuple(y.shape[1:])
+        y_hat = decode_bottleneck(self.entropy_bottleneck, strings, shape[1:])
+        return {"strings": {self.name: [[s] for s in strings]}, "shapes": {self.name: shape}, "y_hat": y_hat}
+
+    def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
+        channels, height, width = check_shape(shapes, self.name, 3)
+        if channels != self.entropy_bottleneck._quantized_cdf.size(0):
+            raise ValueError(f"stream {self.name!r} has {channels} channels, the model {self.entropy_bottleneck.channels}")
+        y_hat = decode_bottleneck(self.entropy_bottleneck, single_substreams(strings, self.name), (height, width))
+        return {"y_hat": y_hat}
+
+    def update(self, force: bool = False) -> bool:
+        return self.entropy_bottleneck.update(force=force)

@@ -1,0 +1,67 @@
+"""Mean-scale hyperprior (Ballé et al. 2018, Minnen et al. 2018) composed of two latent codecs.
+
+::
+
+    y --h_a--> z --[hyper codec: stream "z"]--> z_hat --h_s--> (scales, means)
+    y ------------[latent codec, given (scales, means): stream "y"]----------> y_hat
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from codec.latent_codecs.base import LatentCodec, Shapes, Strings
+
+
+class HyperpriorLatentCodec(LatentCodec):
+    """``hyper`` codes ``z = h_a(y)``; ``latent`` codes ``y`` with the parameters ``h_s(z_hat)``.
+
+    Streams, in file order: the hyper codec's, then the latent codec's. ``downsampling`` is
+    the ratio of ``y``'s to ``z``'s spatial size (two stride-2 layers in ``h_a``: 4).
+    """
+
+    def __init__(self, h_a: nn.Module, h_s: nn.Module, hyper: LatentCodec, latent: LatentCodec,
+                 downsampling: int = 4) -> None:
+        self.h_a, self.h_s = h_a, h_s
+        self.hyper, self.latent = hyper, latent
+        self.downsampling = downsampling
+
+    def hyper_latents(self, y: torch.Tensor) -> torch.Tensor:
+        """``z = h_a(y)``, before quantisation."""
+        return self.h_a(y)
+
+    def parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of ``y`` predicted from the quantised hyper-latents."""
+        scales, means = self.h_s(z_hat).chunk(2, dim=1)
+        return scales, means
+
+    def shapes(self, y_shape: tuple[int, ...], hyper_channels: int) -> Shapes:
+        """Per-image shapes of every stream for a latent ``y`` of ``y_shape`` (C, H, W)."""
+        _, height, width = y_shape
+        d = self.downsampling
+        return {self.hyper.name: (hyper_channels, -(-height // d), -(-width // d)), self.latent.name: tuple(y_shape)}
+
+    def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
+        hyper_out = self.hyper.forward(self.h_a(y).float())
+        scales, means = (t.float() for t in self.parameters(hyper_out["y_hat"]))
+        y_out = self.latent.forward(y, scales, means)
+        return {"likelihoods": {**y_out["likelihoods"], **hyper_out["likelihoods"]}, "y_hat": y_out["y_hat"]}
+
+    def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
+        """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""
+        z = params[0] if params else self.h_a(y)
+        hyper_out = self.hyper.compress(z)
+        y_out = self.latent.compress(y, *self.parameters(hyper_out["y_hat"].to(y.device)))
+        return {"strings": {**hyper_out["strings"], **y_out["strings"]},
+                "shapes": {**hyper_out["shapes"], **y_out["shapes"]}, "y_hat": y_out["y_hat"]}
+
+    def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
+        device = next(self.h_s.parameters()).device
+        z_hat = self.hyper.decompress(strings, shapes)["y_hat"].to(device)
+        return self.latent.decompress(strings, shapes, *self.parameters(z_hat))
+
+    def update(self, force: bool = False) -> bool:
+        updated = self.hyper.update(force=force)
+        return self.latent.update(force=force) or updated
