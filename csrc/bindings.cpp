@@ -1,4 +1,6 @@
-// pybind11 bindings: codec._rangecoder.encode / decode on int32 numpy arrays.
+// pybind11 bindings: codec._rangecoder.encode / decode (one stream) and
+// encode_substreams / decode_substreams (a list of independent substreams coded on
+// several threads) on int32 numpy arrays.
 //
 // Argument types and shapes are checked with the GIL held; then the GIL is released for
 // table/index validation and the coding loop (pure C++ on raw pointers), so independent
@@ -6,6 +8,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,18 +18,21 @@ namespace py = pybind11;
 
 namespace {
 
-// A C-contiguous int32 array of the given ndim, or TypeError / ValueError naming `name`.
+// A C-contiguous array of T (int32 or int64) of the given ndim, or TypeError / ValueError
+// naming `name`.
+template <class T = int32_t>
 py::array checked(const py::handle& obj, const char* name, int ndim) {
+  const std::string type = sizeof(T) == 4 ? "int32" : "int64";
   if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(name) + " must be a numpy int32 array, got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
+    throw py::type_error(std::string(name) + " must be a numpy " + type + " array, got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
   const py::dtype dt = a.dtype();
-  if (dt.kind() != 'i' || dt.itemsize() != 4) {
-    throw py::type_error(std::string(name) + " must have dtype int32, got " + std::string(py::str(dt)));
+  if (dt.kind() != 'i' || dt.itemsize() != int(sizeof(T))) {
+    throw py::type_error(std::string(name) + " must have dtype " + type + ", got " + std::string(py::str(dt)));
   }
-  if (!dt.equal(py::dtype::of<int32_t>())) {  // e.g. big-endian '>i4' on a little-endian machine
-    throw py::type_error(std::string(name) + " must have native byte order int32, got " + std::string(py::str(dt)));
+  if (!dt.equal(py::dtype::of<T>())) {  // e.g. big-endian '>i4' on a little-endian machine
+    throw py::type_error(std::string(name) + " must have native byte order " + type + ", got " + std::string(py::str(dt)));
   }
   if (a.ndim() != ndim) {
     throw py::value_error(std::string(name) + " must be a " + std::to_string(ndim) + "-D array, got ndim=" + std::to_string(a.ndim()));
@@ -106,10 +112,10 @@ py::bytes encode(const py::handle& symbols, const py::handle& indexes, const py:
 struct ByteView {
   Py_buffer view{};
   bool ok = false;
-  explicit ByteView(const py::handle& obj) {
+  explicit ByteView(const py::handle& obj, const std::string& name = "data") {
     if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_SIMPLE) != 0) {
       PyErr_Clear();
-      throw py::type_error("data must be bytes, bytearray or a contiguous buffer, got " +
+      throw py::type_error(name + " must be bytes, bytearray or a contiguous buffer, got " +
                            std::string(py::str(py::type::of(obj).attr("__name__"))));
     }
     ok = true;
@@ -139,6 +145,102 @@ py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, c
   return out;
 }
 
+// Bounds (1-D int64) copied.
+std::vector<int64_t> copy_bounds(const py::handle& bounds) {
+  const py::array b = checked<int64_t>(bounds, "bounds", 1);
+  const auto* p = static_cast<const int64_t*>(b.data());
+  return std::vector<int64_t>(p, p + b.shape(0));
+}
+
+// A thread count as int64 (range checked by the core; one beyond int64 refused here).
+int64_t thread_count(const py::handle& threads) {
+  if (py::isinstance<py::bool_>(threads) || !py::isinstance<py::int_>(threads)) {
+    throw py::type_error("threads must be an int, got " + std::string(py::str(py::type::of(threads).attr("__name__"))));
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(threads.ptr(), &overflow);
+  if (overflow != 0) {
+    throw py::value_error("threads = " + std::string(py::str(threads)) + " is invalid: it must be in [1, " +
+                          std::to_string(codec_rc::kMaxThreads) + "]");
+  }
+  return int64_t(v);
+}
+
+// Bounds of n values copied and checked (with the thread count) while the GIL is held:
+// O(substreams), and the validated bounds are the ones used.
+std::vector<int64_t> checked_bounds(const py::handle& bounds, int64_t n, const py::handle& threads) {
+  std::vector<int64_t> b = copy_bounds(bounds);
+  std::string err = codec_rc::validate_bounds(b.data(), int64_t(b.size()), n);
+  if (err.empty()) err = codec_rc::validate_threads(thread_count(threads));
+  if (!err.empty()) throw py::value_error(err);
+  return b;
+}
+
+py::list encode_substreams(const py::handle& symbols, const py::handle& indexes, const py::handle& cdfs, const py::handle& cdf_lengths,
+                           const py::handle& offsets, const py::handle& bounds, const py::handle& threads) {
+  py::array sym = checked(symbols, "symbols", 1);
+  Inputs in = check_tables(indexes, cdfs, cdf_lengths, offsets);
+  if (sym.shape(0) != in.n) {
+    throw py::value_error("symbols and indexes must have the same length, got " + std::to_string(sym.shape(0)) + " and " +
+                          std::to_string(in.n));
+  }
+  const std::vector<int64_t> b = checked_bounds(bounds, in.n, threads);
+  const int64_t n_threads = thread_count(threads);
+  std::vector<std::vector<uint8_t>> out;
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = validate(in);
+    if (err.empty()) {
+      err = codec_rc::encode_substreams(ptr(sym), ptr(in.indexes), in.n, b.data(), int64_t(b.size()), in.tables, n_threads, out);
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  py::list result;
+  for (const auto& s : out) result.append(py::bytes(reinterpret_cast<const char*>(s.data()), s.size()));
+  return result;
+}
+
+py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle& indexes, const py::handle& cdfs,
+                                       const py::handle& cdf_lengths, const py::handle& offsets, const py::handle& bounds,
+                                       const py::handle& threads) {
+  if (!py::isinstance<py::sequence>(data) || py::isinstance<py::bytes>(data) || py::isinstance<py::str>(data) ||
+      PyByteArray_Check(data.ptr())) {
+    throw py::type_error("data must be a list of byte strings (one per substream), got " +
+                         std::string(py::str(py::type::of(data).attr("__name__"))));
+  }
+  const py::sequence seq = py::reinterpret_borrow<py::sequence>(data);
+  Inputs in = check_tables(indexes, cdfs, cdf_lengths, offsets);
+  const std::vector<int64_t> b = checked_bounds(bounds, in.n, threads);
+  const int64_t n_threads = thread_count(threads);
+  const int64_t n_sub = int64_t(b.size()) - 1;
+  if (int64_t(seq.size()) != n_sub) {
+    throw py::value_error("got " + std::to_string(seq.size()) + " substreams but bounds describe " + std::to_string(n_sub));
+  }
+  std::vector<std::unique_ptr<ByteView>> views;
+  std::vector<const uint8_t*> ptrs;
+  std::vector<int64_t> sizes;
+  views.reserve(seq.size());
+  for (const auto& item : seq) {
+    views.push_back(std::make_unique<ByteView>(item, "data[" + std::to_string(views.size()) + "]"));
+    ptrs.push_back(static_cast<const uint8_t*>(views.back()->view.buf));
+    sizes.push_back(int64_t(views.back()->view.len));
+  }
+  py::array_t<int32_t> out(in.n);
+  int32_t* dst = out.mutable_data();
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = validate(in);
+    if (err.empty()) {
+      err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(in.indexes), in.n, b.data(), int64_t(b.size()), in.tables,
+                                        n_threads, dst);
+    }
+  }
+  if (!err.empty()) throw py::value_error(err);
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_rangecoder, m) {
@@ -147,5 +249,12 @@ PYBIND11_MODULE(_rangecoder, m) {
         "Encode int32 values with per-value table indexes; returns bytes.");
   m.def("decode", &decode, py::arg("data"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"), py::arg("offsets"),
         "Decode len(indexes) int32 values from data.");
+  m.def("encode_substreams", &encode_substreams, py::arg("symbols"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"),
+        py::arg("offsets"), py::arg("bounds"), py::arg("threads"),
+        "Encode substream j = values [bounds[j], bounds[j+1]) on `threads` threads; returns a list of bytes.");
+  m.def("decode_substreams", &decode_substreams, py::arg("data"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"),
+        py::arg("offsets"), py::arg("bounds"), py::arg("threads"),
+        "Decode a list of substreams (bounds as for encode_substreams) on `threads` threads.");
   m.attr("PRECISION") = codec_rc::kPrecision;
+  m.attr("MAX_THREADS") = codec_rc::kMaxThreads;
 }

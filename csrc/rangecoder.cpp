@@ -1,8 +1,13 @@
 // Range coder core; see rangecoder.hpp for the design and stream format.
 #include "rangecoder.hpp"
 
+#include <atomic>
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <new>
+#include <thread>
 
 namespace codec_rc {
 namespace {
@@ -213,25 +218,24 @@ std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, co
   return {};
 }
 
-std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t, int32_t* out) {
-  if (n == 0) return {};
-  // Per-table lookup: lut[b] = the symbol whose interval contains b << kLutShift. Built
-  // on first use of a table, so memory is proportional to the tables actually used.
-  constexpr int64_t kBins = int64_t(1) << kLutBits;
-  std::vector<uint16_t> lut;
-  std::vector<int32_t> slot(size_t(t.n_tables), -1);
-  int32_t n_built = 0;
+namespace {
 
-  Decoder dec(data, size);
-  for (int64_t k = 0; k < n; ++k) {
-    const int32_t idx = indexes[k];
-    if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return "indexes[" + std::to_string(k) + "] is out of range (changed during coding)";
-    const int32_t* cdf = t.cdfs + int64_t(idx) * t.stride;
-    const int64_t last = int64_t(t.lengths[idx]) - 2;
-    if (slot[idx] < 0) {
-      slot[idx] = n_built++;
-      lut.resize(size_t(n_built) * kBins);
-      uint16_t* tl = lut.data() + int64_t(slot[idx]) * kBins;
+// Decoder lookup tables: lut(i)[b] = the symbol of table i whose interval contains
+// b << kLutShift. Each table's is built on first use, so memory is proportional to the
+// tables actually used; one object serves any number of decode calls with the same tables.
+class LazyLut {
+ public:
+  static constexpr int64_t kBins = int64_t(1) << kLutBits;
+
+  explicit LazyLut(const Tables& t) : t_(t), slot_(size_t(t.n_tables), -1) {}
+
+  // REQUIRES: 0 <= idx < t.n_tables and table idx validated.
+  const uint16_t* get(int32_t idx) {
+    if (slot_[idx] < 0) {
+      const int32_t* cdf = t_.cdfs + int64_t(idx) * t_.stride;
+      slot_[idx] = n_built_++;
+      lut_.resize(size_t(n_built_) * kBins);
+      uint16_t* tl = lut_.data() + int64_t(slot_[idx]) * kBins;
       int64_t s = 0;
       for (int64_t b = 0; b < kBins; ++b) {
         const int32_t x = int32_t(b << kLutShift);
@@ -239,7 +243,26 @@ std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, in
         tl[b] = uint16_t(s);
       }
     }
-    const uint16_t* tl = lut.data() + int64_t(slot[idx]) * kBins;
+    return lut_.data() + int64_t(slot_[idx]) * kBins;
+  }
+
+ private:
+  const Tables& t_;
+  std::vector<uint16_t> lut_;
+  std::vector<int32_t> slot_;
+  int32_t n_built_ = 0;
+};
+
+std::string decode_with(LazyLut& luts, const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t,
+                        int32_t* out) {
+  if (n == 0) return {};
+  Decoder dec(data, size);
+  for (int64_t k = 0; k < n; ++k) {
+    const int32_t idx = indexes[k];
+    if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return "indexes[" + std::to_string(k) + "] is out of range (changed during coding)";
+    const int32_t* cdf = t.cdfs + int64_t(idx) * t.stride;
+    const int64_t last = int64_t(t.lengths[idx]) - 2;
+    const uint16_t* tl = luts.get(idx);
     uint64_t r;
     const uint64_t v = dec.target(r);
     if (v >= kTotal) return "corrupt range-coded data: impossible code value at symbol " + std::to_string(k);
@@ -271,6 +294,122 @@ std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, in
     if (dec.overrun()) return "truncated range-coded data: stream ended before symbol " + std::to_string(k) + " of " + std::to_string(n);
   }
   return {};
+}
+
+// Runs job(j, state) for j = 0 .. n_jobs-1 on `threads` threads (the caller's included),
+// each with its own State built by make_state(). Jobs are taken in order from a counter;
+// after a failure no job above the lowest failed one is started, and the error returned
+// is the lowest failed job's, so it does not depend on timing. A thread that cannot be
+// started leaves its share to the others; exceptions (out of memory) become errors.
+template <class MakeState, class Job>
+std::string parallel_for(int64_t n_jobs, int64_t threads, MakeState make_state, Job job) {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> failed{n_jobs};  // lowest failed job so far
+  std::mutex mutex;
+  std::string error;
+  auto fail = [&](int64_t j, std::string message) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (j < failed.load() || error.empty()) {
+      failed.store(j);
+      error = "substream " + std::to_string(j) + ": " + message;
+    }
+  };
+  auto worker = [&]() {
+    int64_t j = -1;
+    try {
+      auto state = make_state();
+      for (;;) {
+        j = next.fetch_add(1);
+        if (j >= n_jobs || j > failed.load()) return;
+        std::string e = job(j, state);
+        if (!e.empty()) fail(j, std::move(e));
+      }
+    } catch (const std::bad_alloc&) {
+      fail(j < 0 ? 0 : j, "out of memory");
+    } catch (...) {
+      fail(j < 0 ? 0 : j, "internal error in the range coder");
+    }
+  };
+  std::vector<std::thread> pool;
+  const int64_t extra = std::min(threads, n_jobs) - 1;
+  try {
+    pool.reserve(size_t(std::max<int64_t>(extra, 0)));
+    for (int64_t i = 0; i < extra; ++i) pool.emplace_back(worker);
+  } catch (...) {
+    // No more threads (std::system_error / bad_alloc): the ones running do the work.
+  }
+  worker();
+  for (auto& th : pool) th.join();
+  return error;
+}
+
+std::string slice_name(const int64_t* bounds, int64_t j) {
+  return "elements " + std::to_string(bounds[j]) + ".." + std::to_string(bounds[j + 1]);
+}
+
+}  // namespace
+
+std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t, int32_t* out) {
+  if (n == 0) return {};
+  LazyLut luts(t);
+  return decode_with(luts, data, size, indexes, n, t, out);
+}
+
+std::string validate_bounds(const int64_t* bounds, int64_t n_bounds, int64_t n) {
+  if (n_bounds < 2) return "bounds must have at least 2 entries (0 and the number of values), got " + std::to_string(n_bounds);
+  if (bounds[0] != 0) return "bounds[0] = " + std::to_string(bounds[0]) + ", the first substream must start at 0";
+  for (int64_t k = 0; k + 1 < n_bounds; ++k) {
+    if (bounds[k + 1] < bounds[k]) {
+      return at("bounds", k + 1) + " = " + std::to_string(bounds[k + 1]) + " < " + at("bounds", k) + " = " +
+             std::to_string(bounds[k]) + ": bounds must be non-decreasing";
+    }
+  }
+  if (bounds[n_bounds - 1] != n) {
+    return at("bounds", n_bounds - 1) + " = " + std::to_string(bounds[n_bounds - 1]) + ", the last bound must be the number of values, " +
+           std::to_string(n);
+  }
+  return {};
+}
+
+std::string validate_threads(int64_t threads) {
+  if (threads < 1 || threads > kMaxThreads) {
+    return "threads = " + std::to_string(threads) + " is invalid: it must be in [1, " + std::to_string(kMaxThreads) + "]";
+  }
+  return {};
+}
+
+std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, int64_t n, const int64_t* bounds, int64_t n_bounds,
+                              const Tables& t, int64_t threads, std::vector<std::vector<uint8_t>>& out) {
+  std::string err = validate_bounds(bounds, n_bounds, n);
+  if (err.empty()) err = validate_threads(threads);
+  if (!err.empty()) return err;
+  const int64_t n_sub = n_bounds - 1;
+  out.assign(size_t(n_sub), {});
+  return parallel_for(
+      n_sub, threads, [] { return 0; },
+      [&](int64_t j, int&) -> std::string {
+        const int64_t a = bounds[j];
+        std::string e = encode(symbols + a, indexes + a, bounds[j + 1] - a, t, out[size_t(j)]);
+        return e.empty() ? e : slice_name(bounds, j) + ": " + e;
+      });
+}
+
+std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, const int32_t* indexes, int64_t n,
+                              const int64_t* bounds, int64_t n_bounds, const Tables& t, int64_t threads, int32_t* out) {
+  std::string err = validate_bounds(bounds, n_bounds, n);
+  if (err.empty()) err = validate_threads(threads);
+  if (!err.empty()) return err;
+  const int64_t n_sub = n_bounds - 1;
+  for (int64_t j = 0; j < n_sub; ++j) {
+    if (sizes[j] < 0) return at("sizes", j) + " = " + std::to_string(sizes[j]) + " is negative";
+  }
+  return parallel_for(
+      n_sub, threads, [&] { return LazyLut(t); },
+      [&](int64_t j, LazyLut& luts) -> std::string {
+        const int64_t a = bounds[j];
+        std::string e = decode_with(luts, data[j], sizes[j], indexes + a, bounds[j + 1] - a, t, out + a);
+        return e.empty() ? e : slice_name(bounds, j) + ": " + e;
+      });
 }
 
 }  // namespace codec_rc

@@ -63,6 +63,19 @@
 // (cdf[len-1] = 65536 > v), the escape by 9 chunks. Impossible states (v >= 2^16, a
 // chunk count > 9, a decoded value outside int32) are reported as errors. Errors are
 // returned as messages (never thrown through, never abort()).
+//
+// ---------------------------------------------------------------------------------
+// Substreams
+// ---------------------------------------------------------------------------------
+// One array of values can be coded as a list of independent substreams: substream j
+// holds elements [bounds[j], bounds[j+1]) and is exactly the stream encode() writes for
+// that slice alone (so one substream, bounds = {0, n}, is byte-identical to encode()).
+// The substreams are coded on up to `threads` std::threads, which take substreams in
+// order from a shared counter; each substream's bytes depend only on its slice, never on
+// the thread count or on timing. Each decoding thread keeps its own decoder lookup
+// tables across the substreams it decodes. Errors: the one of the lowest-numbered failing
+// substream, prefixed with its number (every substream below it is always coded, so the
+// message does not depend on timing either).
 #pragma once
 
 #include <cstddef>
@@ -77,6 +90,7 @@ constexpr uint32_t kTotal = 1u << kPrecision;  // 65536
 constexpr int kBypassBits = 4;
 constexpr int kMaxBypassChunks = 9;  // raw < 2^34 <= 2^(4*9)
 constexpr int kMaxOverreadBytes = 8;
+constexpr int64_t kMaxThreads = 256;  // a larger thread count is refused (ValueError)
 
 struct Tables {
   const int32_t* cdfs = nullptr;     // n_tables x stride, row-major
@@ -102,5 +116,29 @@ std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, co
 // Decodes n values into out; tables must have been validated (each index is checked).
 std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n,
                    const Tables& t, int32_t* out);
+
+// Checks that bounds (n_bounds entries) split [0, n) into substreams:
+// n_bounds >= 2, bounds[0] = 0, bounds[k] <= bounds[k+1], bounds[n_bounds-1] = n.
+std::string validate_bounds(const int64_t* bounds, int64_t n_bounds, int64_t n);
+
+// Checks 1 <= threads <= kMaxThreads.
+std::string validate_threads(int64_t threads);
+
+// Encodes the n_sub = n_bounds - 1 substreams of symbols[0..n) given by bounds; out gets
+// one byte string per substream.
+// REQUIRES: validate_tables(t) is "" (indexes are checked as read); symbols and indexes
+//           readable for n entries; bounds readable for n_bounds entries. bounds and
+//           threads are checked here (validate_bounds, validate_threads).
+std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, int64_t n, const int64_t* bounds,
+                              int64_t n_bounds, const Tables& t, int64_t threads,
+                              std::vector<std::vector<uint8_t>>& out);
+
+// Decodes substream j (data[j], sizes[j] bytes) into out[bounds[j] .. bounds[j+1]).
+// REQUIRES: validate_tables(t) is "" (indexes are checked as read); data and sizes have
+//           n_bounds - 1 entries, data[j] readable for sizes[j] >= 0 bytes (may be null
+//           when sizes[j] is 0); indexes readable and out writable for n entries. bounds,
+//           threads and the sizes' signs are checked here.
+std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, const int32_t* indexes, int64_t n,
+                              const int64_t* bounds, int64_t n_bounds, const Tables& t, int64_t threads, int32_t* out);
 
 }  // namespace codec_rc

@@ -14,7 +14,20 @@ model per table, built from the same quantized tables, one encode/decode call pe
 table -- its fastest Python usage here, grouping and model construction included);
 range_coder (single table only, through a file on /dev/shm or a temp dir).
 
+Substreams (--substreams): codec.entropy.rangecoder.encode_substreams / decode_substreams
+with the split rule of codec.entropy.substreams, on latents of the shipped walloc model:
+  (c) throughput with 1 and 2 threads (--threads) on a 4K-sized latent, 48 x 270 x 480:
+      y of kodim05 upscaled (bicubic) to 3840x2176 (2160 padded to the model's multiple of
+      32, latent rows cropped to 270), coded with its scale indexes and means at the
+      quality that gives ~0.25 bpp on kodim05 itself; wall clock and process CPU time
+      (all threads) per call, best of --repeat, with the load average at the time;
+  (d) overhead at ~0.25 bpp on Kodak (--images): per image, the quality giving ~0.25 bpp
+      (y range-coded + z with compressai's EntropyBottleneck.compress, bisection on the
+      quality), then y as one stream vs split by the rule, in bytes and in % of y + z.
+
 Usage: python tools/bench_coder.py [--quick] [--repeat N] [--markdown docs/rangecoder.md]
+       python tools/bench_coder.py --substreams [--threads 1,2] [--target N] [--images 01,05,...]
+                                   [--repeat N] [--markdown docs/rangecoder.md]
 """
 from __future__ import annotations
 
@@ -215,13 +228,217 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def replace_between(path: str, marker: str, md: str) -> None:
+    """Replace the text between <!-- MARKER START --> and <!-- MARKER END --> in a file (or append)."""
+    with open(path) as f:
+        text = f.read()
+    start, end = f"<!-- {marker} START -->", f"<!-- {marker} END -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{md}\n{end}{tail}"
+    else:
+        text += f"\n{start}\n{md}\n{end}\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# ------------------------------------------------------------------------------------
+# substreams (--substreams)
+# ------------------------------------------------------------------------------------
+KODAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "kodak")
+
+
+class WallocLatents:
+    """Symbols and table indexes of the shipped walloc's y, and the bytes of its z.
+
+    Computed from the model's transforms and compressai modules directly (g_a, gains,
+    h_a, entropy_bottleneck, h_s, gaussian_conditional), as the codec does.
+    """
+
+    def __init__(self):
+        import torch
+
+        from codec import zoo
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        self.model = zoo.load_model(zoo.model_entry("walloc"))
+        gc = self.model.gaussian_conditional
+        self.cdfs = np.ascontiguousarray(gc._quantized_cdf.numpy(), dtype=np.int32)
+        self.lengths = np.ascontiguousarray(gc._cdf_length.numpy(), dtype=np.int32)
+        self.offsets = np.ascontiguousarray(gc._offset.numpy(), dtype=np.int32)
+        self.scale_edges = gc.scale_table[:-1].float().contiguous()
+
+    def image(self, name: str, size: tuple[int, int] | None = None):
+        from PIL import Image
+
+        img = Image.open(os.path.join(KODAK, f"kodim{name}.png")).convert("RGB")
+        if size is not None:
+            img = img.resize((size[1], size[0]), Image.BICUBIC)
+        x = self.torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float() / 255
+        return x
+
+    def latents(self, x, quality: float):
+        """(symbols [C, H, W] int32, indexes [C, H, W] int32, z bytes) of image x at a quality."""
+        torch, m = self.torch, self.model
+        with torch.inference_mode():
+            y = m.g_a(x) * m.gains.gain(quality)
+            z = m.h_a(y)
+            eb = m.entropy_bottleneck
+            z_bytes = sum(len(s) for s in eb.compress(z))
+            z_hat = eb.decompress(eb.compress(z), z.shape[-2:])
+            scales, means = m.h_s(z_hat).chunk(2, dim=1)
+            gc = m.gaussian_conditional
+            idx = torch.bucketize(gc.lower_bound_scale(scales), self.scale_edges).int()
+            sym = gc.quantize(y, "symbols", means).int()
+        return sym[0].numpy(), idx[0].numpy(), z_bytes
+
+    def y_bytes(self, sym, idx) -> int:
+        return len(rc.encode(sym.reshape(-1), idx.reshape(-1), self.cdfs, self.lengths, self.offsets))
+
+    def at_bpp(self, x, bpp: float, steps: int = 12):
+        """Bisection on the quality for (y + z bytes) * 8 / pixels closest to bpp."""
+        pixels = x.shape[-1] * x.shape[-2]
+        lo, hi = self.model.quality_range
+        best = None
+        for _ in range(steps):
+            q = (lo + hi) / 2
+            sym, idx, zb = self.latents(x, q)
+            rate = (self.y_bytes(sym, idx) + zb) * 8 / pixels
+            if best is None or abs(rate - bpp) < abs(best[0] - bpp):
+                best = (rate, q, sym, idx, zb)
+            lo, hi = (q, hi) if rate < bpp else (lo, q)
+        return best
+
+
+def leb128_size(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, repeat):
+    """Best wall clock and the process CPU time (all threads) of that run."""
+    best = (float("inf"), 0.0)
+    out = None
+    for _ in range(repeat):
+        c, t = cpu_seconds(), time.perf_counter()
+        out = fn()
+        wall, cpu = time.perf_counter() - t, cpu_seconds() - c
+        best = min(best, (wall, cpu))
+    return best, out
+
+
+def run_substreams(args) -> str:
+    from codec.entropy.substreams import substream_rows
+
+    lat = WallocLatents()
+    target = args.target
+    lines = []
+
+    # (c) throughput on a 4K-sized latent
+    c, h, w = 48, 270, 480
+    if args.quick:
+        h, w = 34, 60
+    ref = lat.image("05")
+    rate, quality, *_ = lat.at_bpp(ref, args.bpp, steps=6 if args.quick else 12)
+    x = lat.image("05", (-(-h * 8 // 32) * 32, w * 8))
+    sym, idx, _ = lat.latents(x, quality)
+    sym, idx = np.ascontiguousarray(sym[:, :h].reshape(-1)), np.ascontiguousarray(idx[:, :h].reshape(-1))
+    n = sym.size
+    bounds = substream_rows(c, h, w, target)
+    cdfs, lengths, offsets = lat.cdfs, lat.lengths, lat.offsets
+    print(f"# (c) {c}x{h}x{w} = {n} values at quality {quality:.3f} (kodim05: {rate:.3f} bpp), {len(bounds) - 1} substreams "
+          f"(target {target}), {len(np.unique(idx))} tables", file=sys.stderr)
+    load_before = os.getloadavg()
+    (t_one, _), one = timed(lambda: rc.encode(sym, idx, cdfs, lengths, offsets), args.repeat)
+    (t_one_d, _), _ = timed(lambda: rc.decode(one, idx, cdfs, lengths, offsets), args.repeat)
+    results, ref_strings = {}, None
+    for threads in args.threads:
+        (te, ce), strings = timed(lambda: rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=threads), args.repeat)
+        (td, cd), out = timed(lambda: rc.decode_substreams(strings, idx, cdfs, lengths, offsets, bounds, threads=threads), args.repeat)
+        if not np.array_equal(out, sym):
+            raise SystemExit(f"substreams: round trip failed with {threads} threads")
+        if ref_strings is None:
+            ref_strings = strings
+        elif strings != ref_strings:
+            raise SystemExit(f"substreams: bytes differ with {threads} threads")
+        results[threads] = (te, ce, td, cd)
+        print(f"  {threads} thread(s): enc {te * 1e3:.1f} ms (cpu {ce * 1e3:.1f}), dec {td * 1e3:.1f} ms (cpu {cd * 1e3:.1f})", file=sys.stderr)
+    load_after = os.getloadavg()
+    total = sum(len(s) for s in ref_strings)
+    base = args.threads[0]
+    lines += [f"(c) {c}x{h}x{w} latent ({n:,} values, {len(bounds) - 1} substreams, {total:,} bytes, "
+              f"{total * 8 / (h * w * 64):.3f} bpp), load average {load_before[0]:.2f} before, {load_after[0]:.2f} after:", "",
+              "| coding | threads | encode Msym/s | decode Msym/s | encode speed-up | decode speed-up | encode CPU s | decode CPU s |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|",
+              f"| one stream (`encode`/`decode`) | 1 | {n / t_one / 1e6:.1f} | {n / t_one_d / 1e6:.1f} | | | | |"]
+    for threads, (te, ce, td, cd) in results.items():
+        b = results[base]
+        lines.append(f"| {len(bounds) - 1} substreams | {threads} | {n / te / 1e6:.1f} | {n / td / 1e6:.1f} | {b[0] / te:.2f}x | "
+                     f"{b[2] / td:.2f}x | {ce:.3f} | {cd:.3f} |")
+
+    # (d) overhead at ~bpp on Kodak
+    lines += ["", f"(d) Kodak at ~{args.bpp} bpp, y split by `substream_rows(48, H/8, W/8, {target})`:", "",
+              "| image | quality | bpp | y + z bytes | substreams | y one stream | y substreams | overhead | + LEB128 lengths |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    sums = {"all": np.zeros(5), "near": np.zeros(5)}
+    for name in args.images:
+        x = lat.image(name)
+        rate, quality, sym3, idx3, zb = lat.at_bpp(x, args.bpp, steps=6 if args.quick else 12)
+        b3 = substream_rows(*sym3.shape, target)
+        one = lat.y_bytes(sym3, idx3)
+        strings = rc.encode_substreams(sym3.reshape(-1), idx3.reshape(-1), cdfs, lengths, offsets, b3)
+        split = sum(len(s) for s in strings)
+        lengths_extra = sum(leb128_size(len(s)) for s in strings) - leb128_size(one)
+        file_bytes = one + zb
+        sums["all"] += (file_bytes, one, split, lengths_extra, 1)
+        if abs(rate - args.bpp) <= 0.02:
+            sums["near"] += (file_bytes, one, split, lengths_extra, 1)
+        lines.append(f"| kodim{name} | {quality:.2f} | {rate:.3f} | {file_bytes:,} | {len(strings)} | {one:,} | {split:,} | "
+                     f"{(split - one) / file_bytes * 100:+.3f}% | {(split - one + lengths_extra) / file_bytes * 100:+.3f}% |")
+        print(f"  kodim{name}: q {quality:.2f}, {rate:.3f} bpp, y {one} -> {split} bytes in {len(strings)} substreams", file=sys.stderr)
+    for label, key in ((f"within 0.02 of {args.bpp} bpp", "near"), ("all", "all")):
+        f, one, split, extra, count = sums[key]
+        if count:
+            lines.append(f"| {label} ({int(count)}) | | | {int(f):,} | | {int(one):,} | {int(split):,} | "
+                         f"{(split - one) / f * 100:+.3f}% | {(split - one + extra) / f * 100:+.3f}% |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--markdown", help="replace the table between BENCH markers in this file")
+    ap.add_argument("--markdown", help="replace the table between BENCH (or SUBSTREAMS) markers in this file")
+    ap.add_argument("--substreams", action="store_true", help="benchmark parallel substreams instead (see above)")
+    ap.add_argument("--threads", default="1,2", help="thread counts for --substreams, comma-separated (default 1,2)")
+    ap.add_argument("--target", type=int, default=None, help="target values per substream (default: SUBSTREAM_SYMBOLS)")
+    ap.add_argument("--images", default=",".join(f"{i:02d}" for i in range(1, 25)),
+                    help="Kodak image numbers for the overhead, comma-separated (default: all 24)")
+    ap.add_argument("--bpp", type=float, default=0.25, help="rate of the substream measurements (default 0.25)")
     args = ap.parse_args()
+
+    if args.substreams:
+        from codec.entropy.substreams import SUBSTREAM_SYMBOLS
+
+        args.threads = [int(t) for t in args.threads.split(",")]
+        args.images = [f"{int(i):02d}" for i in args.images.split(",")]
+        if args.quick:
+            args.images = args.images[:2]
+        args.target = args.target or SUBSTREAM_SYMBOLS
+        md = run_substreams(args)
+        print(md)
+        if args.markdown:
+            replace_between(args.markdown, "SUBSTREAMS", md)
+        return 0
 
     rng = np.random.default_rng(args.seed)
     cdfs, lengths, offsets, scales = gaussian_tables()
@@ -243,17 +460,7 @@ def main() -> int:
     md = table(rows)
     print(md)
     if args.markdown:
-        with open(args.markdown) as f:
-            text = f.read()
-        start, end = "<!-- BENCH START -->", "<!-- BENCH END -->"
-        if start in text and end in text:
-            head, rest = text.split(start, 1)
-            _, tail = rest.split(end, 1)
-            text = f"{head}{start}\n{md}\n{end}{tail}"
-        else:
-            text += f"\n{start}\n{md}\n{end}\n"
-        with open(args.markdown, "w") as f:
-            f.write(text)
+        replace_between(args.markdown, "BENCH", md)
     return 0
 
 

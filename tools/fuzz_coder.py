@@ -10,7 +10,11 @@ Every iteration
     appended junk, pure random bytes, all-0x00 / all-0xFF) with the right and with wrong
     tables: each must return an int32 array of the right length or raise ValueError;
   * occasionally calls the coder with invalid tables / indexes, which must raise
-    ValueError or TypeError.
+    ValueError or TypeError;
+  * every other iteration, codes the values as 1..8 substreams on 1..4 threads
+    (encode_substreams must equal encode of each slice, decode_substreams must round-trip),
+    decodes lists with one mutated substream (ValueError naming it, or an int32 array with
+    the other substreams intact) and calls with broken bounds / thread counts (ValueError).
 Anything else (a mismatch, another exception type, a crash, a sanitizer report) is a bug.
 
 Usage: python tools/fuzz_coder.py [--iterations N] [--seed S] [--max-symbols M]
@@ -128,6 +132,56 @@ def invalid_call(rng, cdfs, lengths, offsets, idx, sym, stats):
             stats["invalid_rejected"] += 1
 
 
+def check_substreams(rng, sym, idx, cdfs, lengths, offsets, stats):
+    n = sym.size
+    n_sub = int(rng.integers(1, 9))
+    bounds = np.concatenate([[0], np.sort(rng.integers(0, n + 1, n_sub - 1)), [n]]).astype(np.int64)
+    threads = int(rng.integers(1, 5))
+    strings = rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=threads)
+    for j, s in enumerate(strings):
+        if s != rc.encode(sym[bounds[j]:bounds[j + 1]], idx[bounds[j]:bounds[j + 1]], cdfs, lengths, offsets):
+            raise AssertionError(f"substream {j} differs from encode of its slice")
+    if not np.array_equal(rc.decode_substreams(strings, idx, cdfs, lengths, offsets, bounds, threads=threads), sym):
+        raise AssertionError("substream round trip mismatch")
+    stats["substream_roundtrips"] += 1
+    j = int(rng.integers(0, n_sub))
+    ms = mutations(rng, strings[j])
+    for k in rng.choice(len(ms), size=min(3, len(ms)), replace=False):
+        damaged = list(strings)
+        damaged[j] = ms[int(k)]
+        try:
+            out = rc.decode_substreams(damaged, idx, cdfs, lengths, offsets, bounds, threads=threads)
+        except ValueError as e:
+            if not str(e).startswith(f"substream {j}: "):
+                raise AssertionError(f"error does not name substream {j}: {e}") from e
+            stats["substream_rejected"] += 1
+            continue
+        keep = np.ones(n, bool)
+        keep[bounds[j]:bounds[j + 1]] = False
+        if out.dtype != np.int32 or out.shape != (n,) or not np.array_equal(out[keep], sym[keep]):
+            raise AssertionError("a damaged substream changed the others")
+        stats["substream_decoded"] += 1
+    bad = bounds.copy()
+    kind = int(rng.integers(0, 4))
+    if kind == 0:
+        bad[-1] += int(rng.choice([-1, 1, 2**40]))
+    elif kind == 1:
+        bad[0] = int(rng.choice([-1, 1]))
+    elif kind == 2 and n_sub > 1:
+        bad[1], bad[-2] = n + 1, -1
+    else:
+        bad = bad[:1]
+    for t in (threads, int(rng.choice([0, -1, rc.MAX_THREADS + 1]))):
+        if t == threads and kind == 2 and n_sub == 1:
+            continue  # bounds left valid
+        try:
+            rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bad if t == threads else bounds, threads=t)
+        except ValueError:
+            stats["invalid_rejected"] += 1
+        else:
+            raise AssertionError(f"bad bounds {bad} / threads {t} accepted")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=2000)
@@ -135,7 +189,8 @@ def main() -> int:
     ap.add_argument("--max-symbols", type=int, default=2000)
     args = ap.parse_args()
 
-    stats = dict(roundtrips=0, decoded=0, rejected=0, invalid_rejected=0, invalid_accepted=0)
+    stats = dict(roundtrips=0, decoded=0, rejected=0, invalid_rejected=0, invalid_accepted=0, substream_roundtrips=0,
+                 substream_decoded=0, substream_rejected=0)
     t0 = time.time()
     for it in range(args.iterations):
         rng = np.random.default_rng([args.seed, it])
@@ -157,6 +212,8 @@ def main() -> int:
         check_decode(memoryview(bytearray(data)), idx, cdfs, lengths, offsets, stats)
         if it % 4 == 0:
             invalid_call(rng, cdfs, lengths, offsets, idx, sym, stats)
+        if it % 2 == 1:
+            check_substreams(rng, sym, idx, cdfs, lengths, offsets, stats)
     print(f"fuzz_coder: {args.iterations} iterations (seed {args.seed}) in {time.time() - t0:.1f}s: " +
           ", ".join(f"{k}={v}" for k, v in stats.items()) + " -- no bugs found")
     return 0

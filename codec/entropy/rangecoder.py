@@ -5,6 +5,10 @@ Numpy API (the fast path)::
     data = encode(symbols, indexes, cdfs, cdf_lengths, offsets)   # -> bytes
     values = decode(data, indexes, cdfs, cdf_lengths, offsets)     # -> np.ndarray[int32]
 
+    # The same values as independent substreams coded on several threads:
+    strings = encode_substreams(symbols, indexes, cdfs, cdf_lengths, offsets, bounds, threads=2)  # -> list[bytes]
+    values = decode_substreams(strings, indexes, cdfs, cdf_lengths, offsets, bounds, threads=2)
+
 ``symbols`` and ``indexes`` are 1-D integer arrays of equal length, ``cdfs`` is a 2-D
 array whose row ``i`` is a quantized CDF of ``cdf_lengths[i]`` entries (0 ... 65536,
 strictly increasing; the last symbol, ``len - 2``, is the escape symbol) and
@@ -12,10 +16,18 @@ strictly increasing; the last symbol, ``len - 2``, is the escape symbol) and
 (``_quantized_cdf``, ``_cdf_length``, ``_offset``). Every int32 value round-trips:
 values outside a table are escaped and written in bypass mode.
 
+Substream ``j`` holds the values ``bounds[j] .. bounds[j+1]-1`` (``bounds`` starts at 0,
+never decreases and ends at ``len(symbols)``; :func:`codec.entropy.substreams.substream_rows`
+gives the project's split rule) and is exactly what :func:`encode` writes for that slice,
+so one substream (``bounds = [0, n]``) is byte-identical to :func:`encode`, and the bytes
+never depend on ``threads``.
+
 See ``docs/rangecoder.md`` for the stream format.
 """
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,9 +41,11 @@ except ImportError as exc:  # pragma: no cover - depends on the build
         f"from the repository root. (Original error: {exc})"
     ) from exc
 
-__all__ = ["encode", "decode", "PRECISION"]
+__all__ = ["encode", "decode", "encode_substreams", "decode_substreams", "PRECISION", "MAX_THREADS"]
 
 PRECISION: int = _ext.PRECISION
+#: The largest thread count the substream functions accept.
+MAX_THREADS: int = _ext.MAX_THREADS
 _I32 = np.dtype(np.int32)
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
@@ -57,6 +71,30 @@ def _as_int32(x: Any, name: str, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def _as_bounds(bounds: Any) -> np.ndarray:
+    """``bounds`` as a C-contiguous int64 array (integer dtypes only)."""
+    if type(bounds) is np.ndarray and bounds.dtype == np.int64 and bounds.ndim == 1 and bounds.flags.c_contiguous:
+        return bounds
+    b = np.asarray(bounds)
+    if b.size == 0 and b.dtype.kind == "f":  # np.asarray([]) is float64
+        b = b.astype(np.int64)
+    if b.dtype.kind not in "iu":
+        raise TypeError(f"bounds must be an integer array, got dtype {b.dtype}")
+    if b.ndim != 1:
+        raise ValueError(f"bounds must be a 1-D array, got ndim={b.ndim}")
+    if b.dtype == np.uint64 and b.size and int(b.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"bounds has values outside the int64 range (max {int(b.max())})")
+    return np.ascontiguousarray(b, dtype=np.int64)
+
+
+def _as_data(data: Any, name: str = "data") -> bytes | bytearray | memoryview:
+    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes, bytearray or memoryview, got {type(data).__name__}")
+    if isinstance(data, memoryview) and not data.c_contiguous:
+        data = data.tobytes()
+    return data
+
+
 def encode(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any) -> bytes:
     """Range-code ``symbols[k]`` with table ``indexes[k]``; returns the stream as bytes."""
     return _ext.encode(
@@ -73,14 +111,50 @@ def decode(data: bytes | bytearray | memoryview, indexes: Any, cdfs: Any, cdf_le
 
     Raises ``ValueError`` for corrupt or truncated data (never reads out of bounds).
     """
-    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes, bytearray or memoryview, got {type(data).__name__}")
-    if isinstance(data, memoryview) and not data.c_contiguous:
-        data = data.tobytes()
     return _ext.decode(
-        data,
+        _as_data(data),
         _as_int32(indexes, "indexes", 1),
         _as_int32(cdfs, "cdfs", 2),
         _as_int32(cdf_lengths, "cdf_lengths", 1),
         _as_int32(offsets, "offsets", 1),
+    )
+
+
+def encode_substreams(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, bounds: Any,
+                      threads: int = 1) -> list[bytes]:
+    """Range-code ``symbols[bounds[j]:bounds[j+1]]`` as substream ``j``, on ``threads`` threads.
+
+    Returns one byte string per substream (``len(bounds) - 1``), each equal to
+    :func:`encode` of its slice. ``ValueError`` for bad bounds or ``threads`` outside
+    ``[1, MAX_THREADS]``; at most one thread per substream is started.
+    """
+    return _ext.encode_substreams(
+        _as_int32(symbols, "symbols", 1),
+        _as_int32(indexes, "indexes", 1),
+        _as_int32(cdfs, "cdfs", 2),
+        _as_int32(cdf_lengths, "cdf_lengths", 1),
+        _as_int32(offsets, "offsets", 1),
+        _as_bounds(bounds),
+        operator.index(threads),
+    )
+
+
+def decode_substreams(strings: Sequence[bytes | bytearray | memoryview], indexes: Any, cdfs: Any, cdf_lengths: Any,
+                      offsets: Any, bounds: Any, threads: int = 1) -> np.ndarray:
+    """Decode what :func:`encode_substreams` wrote: ``len(indexes)`` values, on ``threads`` threads.
+
+    ``strings[j]`` fills ``values[bounds[j]:bounds[j+1]]``. Raises ``ValueError`` naming
+    the lowest-numbered corrupt or truncated substream, or for bad bounds / threads / a
+    wrong number of substreams (never reads out of bounds).
+    """
+    if isinstance(strings, (str, bytes, bytearray, memoryview)) or not isinstance(strings, Sequence):
+        raise TypeError(f"strings must be a list of byte strings (one per substream), got {type(strings).__name__}")
+    return _ext.decode_substreams(
+        [_as_data(s, f"strings[{j}]") for j, s in enumerate(strings)],
+        _as_int32(indexes, "indexes", 1),
+        _as_int32(cdfs, "cdfs", 2),
+        _as_int32(cdf_lengths, "cdf_lengths", 1),
+        _as_int32(offsets, "offsets", 1),
+        _as_bounds(bounds),
+        operator.index(threads),
     )
