@@ -1,8 +1,11 @@
 """Entropy coding, in one place.
 
 * :mod:`codec.entropy.rangecoder`: our compiled range coder (csrc/), numpy buffers in, bytes out;
+* :mod:`codec.entropy.tables`: CDF tables converted and validated once;
+* :mod:`codec.entropy.coders`: coder backends chosen by name (``cpu``: the range coder),
+  each with the id files record;
 * :mod:`codec.entropy.compressai_models`: compressai's entropy models (their CDF tables and
-  indexes) coded with it.
+  indexes) coded with a backend; the one place that reads compressai's table buffers.
 
 Importing this package imports compressai's entropy models, layers and ops, and nothing else
 of compressai: see :func:`_import_compressai`.
@@ -89,11 +92,14 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
     _import_compressai()
 
+from codec.entropy.coders import DEFAULT_CODER, coder_name, get_coder  # noqa: E402
 from codec.entropy.compressai_models import (  # noqa: E402
     decode_bottleneck,
     decode_gaussian,
     encode_bottleneck,
     encode_gaussian,
+    entropy_tables,
 )
 
-__all__ = ["encode_bottleneck", "decode_bottleneck", "encode_gaussian", "decode_gaussian"]
+__all__ = ["DEFAULT_CODER", "coder_name", "decode_bottleneck", "decode_gaussian", "encode_bottleneck",
+           "encode_gaussian", "entropy_tables", "get_coder"]

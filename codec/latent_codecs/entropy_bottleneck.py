@@ -5,17 +5,19 @@ from typing import Any
 
 import torch
 
-from codec.entropy import decode_bottleneck, encode_bottleneck  # first: imports compressai lean
+from codec.entropy import DEFAULT_CODER, decode_bottleneck, encode_bottleneck, entropy_tables  # first: imports compressai lean
 from compressai.entropy_models import EntropyBottleneck  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape, single_substreams
 
 
 class EntropyBottleneckLatentCodec(LatentCodec):
-    """Codes a latent ``[B, C, h, w]`` with one learned density per channel, as stream ``name``."""
+    """Codes a latent ``[B, C, h, w]`` with one learned density per channel, as stream ``name``,
+    with the coder backend named ``coder``."""
 
-    def __init__(self, entropy_bottleneck: EntropyBottleneck, name: str = "z") -> None:
+    def __init__(self, entropy_bottleneck: EntropyBottleneck, name: str = "z", coder: str = DEFAULT_CODER) -> None:
         self.entropy_bottleneck = entropy_bottleneck
         self.name = name
+        self.coder = coder
 
     def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         # Likelihoods in float32 even under autocast: bf16 is too coarse for rates.
@@ -24,17 +26,19 @@ class EntropyBottleneckLatentCodec(LatentCodec):
         return {"likelihoods": {self.name: likelihoods}, "y_hat": y_hat}
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
-        strings = encode_bottleneck(self.entropy_bottleneck, y)
+        strings = encode_bottleneck(self.entropy_bottleneck, y, self.coder)
         shape = tuple(y.shape[1:])
-        y_hat = decode_bottleneck(self.entropy_bottleneck, strings, shape[1:])
+        y_hat = decode_bottleneck(self.entropy_bottleneck, strings, shape[1:], self.coder)
         return {"strings": {self.name: [[s] for s in strings]}, "shapes": {self.name: shape}, "y_hat": y_hat}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         channels, height, width = check_shape(shapes, self.name, 3)
-        if channels != self.entropy_bottleneck._quantized_cdf.size(0):
+        if channels != self.entropy_bottleneck.channels:
             raise ValueError(f"stream {self.name!r} has {channels} channels, the model {self.entropy_bottleneck.channels}")
-        y_hat = decode_bottleneck(self.entropy_bottleneck, single_substreams(strings, self.name), (height, width))
+        y_hat = decode_bottleneck(self.entropy_bottleneck, single_substreams(strings, self.name), (height, width), self.coder)
         return {"y_hat": y_hat}
 
     def update(self, force: bool = False) -> bool:
-        return self.entropy_bottleneck.update(force=force)
+        updated = self.entropy_bottleneck.update(force=force)
+        entropy_tables(self.entropy_bottleneck)  # converted and validated now, once
+        return updated

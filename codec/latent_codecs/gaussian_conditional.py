@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from codec.entropy import decode_gaussian, encode_gaussian  # first: imports compressai lean
+from codec.entropy import DEFAULT_CODER, decode_gaussian, encode_gaussian, entropy_tables  # first: imports compressai lean
 from compressai.entropy_models import GaussianConditional  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape, single_substreams
 
@@ -21,11 +21,13 @@ def scale_table() -> torch.Tensor:
 
 
 class GaussianConditionalLatentCodec(LatentCodec):
-    """Codes ``y`` under N(means, scales), quantised around the means, as stream ``name``."""
+    """Codes ``y`` under N(means, scales), quantised around the means, as stream ``name``,
+    with the coder backend named ``coder``."""
 
-    def __init__(self, gaussian_conditional: GaussianConditional, name: str = "y") -> None:
+    def __init__(self, gaussian_conditional: GaussianConditional, name: str = "y", coder: str = DEFAULT_CODER) -> None:
         self.gaussian_conditional = gaussian_conditional
         self.name = name
+        self.coder = coder
 
     def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Likelihoods with additive noise; ``y_hat`` rounded around the means (straight-through
@@ -38,7 +40,7 @@ class GaussianConditionalLatentCodec(LatentCodec):
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
-        strings = encode_gaussian(self.gaussian_conditional, y, scales, means)
+        strings = encode_gaussian(self.gaussian_conditional, y, scales, means, self.coder)
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
         return {"strings": {self.name: [[s] for s in strings]}, "shapes": {self.name: tuple(y.shape[1:])}, "y_hat": y_hat}
 
@@ -46,7 +48,10 @@ class GaussianConditionalLatentCodec(LatentCodec):
         scales, means = params
         if check_shape(shapes, self.name, scales.dim() - 1) != tuple(scales.shape[1:]):
             raise ValueError(f"stream {self.name!r} has shape {shapes[self.name]}, its parameters {tuple(scales.shape[1:])}")
-        return {"y_hat": decode_gaussian(self.gaussian_conditional, single_substreams(strings, self.name), scales, means)}
+        return {"y_hat": decode_gaussian(self.gaussian_conditional, single_substreams(strings, self.name), scales, means,
+                                          self.coder)}
 
     def update(self, force: bool = False) -> bool:
-        return self.gaussian_conditional.update_scale_table(scale_table(), force=force)
+        updated = self.gaussian_conditional.update_scale_table(scale_table(), force=force)
+        entropy_tables(self.gaussian_conditional)  # converted and validated now, once
+        return updated

@@ -16,7 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from codec.latent_codecs import (  # first: imports compressai lean
+from codec.entropy import DEFAULT_CODER  # first: imports compressai lean
+from codec.entropy.compressai_models import size_table_buffers
+from codec.latent_codecs import (
     EntropyBottleneckLatentCodec,
     GaussianConditionalLatentCodec,
     HyperpriorLatentCodec,
@@ -54,11 +56,17 @@ class VariableRateModel(nn.Module):
     h_a: nn.Module
     h_s: nn.Module
 
+    def build_latent_codec(self, coder: str = DEFAULT_CODER) -> HyperpriorLatentCodec:
+        """The latent codecs that code ``y`` with the coder backend ``coder``, composed over
+        this model's own modules (cheap to build: the entropy tables are cached elsewhere)."""
+        return HyperpriorLatentCodec(self.h_a, self.h_s,
+                                     EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z", coder),
+                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y", coder))
+
     @property
     def latent_codec(self) -> HyperpriorLatentCodec:
-        """The latent codecs that code ``y``, composed over this model's own modules (cheap to build)."""
-        return HyperpriorLatentCodec(self.h_a, self.h_s, EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z"),
-                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y"))
+        """:meth:`build_latent_codec` with the default coder."""
+        return self.build_latent_codec()
 
     @property
     def stream_names(self) -> tuple[str, ...]:
@@ -84,14 +92,8 @@ class VariableRateModel(nn.Module):
 
     def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
         """Load weights, first sizing the CDF tables (empty until :meth:`update`) to the saved ones."""
-        tables = {"entropy_bottleneck": ("_quantized_cdf", "_offset", "_cdf_length"),
-                  "gaussian_conditional": ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")}
-        for module_name, names in tables.items():
-            module = getattr(self, module_name)
-            for name in names:
-                buffer, key = getattr(module, name), f"{module_name}.{name}"
-                if buffer.numel() == 0 and key in state_dict:
-                    buffer.resize_(state_dict[key].size())
+        size_table_buffers(self.entropy_bottleneck, "entropy_bottleneck.", state_dict)
+        size_table_buffers(self.gaussian_conditional, "gaussian_conditional.", state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @property
@@ -126,10 +128,10 @@ class VariableRateModel(nn.Module):
             raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {h}x{w}")
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality: float) -> dict[str, Any]:
-        """Encode a batch [B, 3, H, W] in [0, 1]: ``{"strings": Strings, "shapes": Shapes}``,
-        the streams named and ordered as :attr:`stream_names`."""
-        return self.compress_latents(*self.analyse(x, quality))
+    def compress(self, x: torch.Tensor, quality: float, coder: str = DEFAULT_CODER) -> dict[str, Any]:
+        """Encode a batch [B, 3, H, W] in [0, 1] with the coder backend ``coder``:
+        ``{"strings": Strings, "shapes": Shapes}``, the streams named and ordered as :attr:`stream_names`."""
+        return self.compress_latents(*self.analyse(x, quality), coder=coder)
 
     @torch.inference_mode()
     def analyse(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,18 +141,18 @@ class VariableRateModel(nn.Module):
         return y, self.latent_codec.hyper_latents(y)
 
     @torch.inference_mode()
-    def compress_latents(self, y: torch.Tensor, z: torch.Tensor) -> dict[str, Any]:
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor, coder: str = DEFAULT_CODER) -> dict[str, Any]:
         """Round and code given latents (e.g. refined ones) as :meth:`compress` does."""
-        out = self.latent_codec.compress(y, z)
+        out = self.build_latent_codec(coder).compress(y, z)
         return {"strings": out["strings"], "shapes": out["shapes"]}
 
     @torch.inference_mode()
-    def decompress(self, strings: Strings, shapes: Shapes, quality: float) -> dict[str, Any]:
+    def decompress(self, strings: Strings, shapes: Shapes, quality: float, coder: str = DEFAULT_CODER) -> dict[str, Any]:
         """Decode what :meth:`compress` wrote; returns ``{"x_hat": [B, 3, H, W]}`` (unclamped).
 
         ValueError if the streams or shapes are not those of this model.
         """
         if set(strings) != set(self.stream_names) or len({len(v) for v in strings.values()}) != 1:
             raise ValueError(f"expected the streams {', '.join(self.stream_names)}, one per image, got {', '.join(strings)}")
-        y_hat = self.latent_codec.decompress(strings, shapes)["y_hat"].to(self.gains.log_gain.device)
+        y_hat = self.build_latent_codec(coder).decompress(strings, shapes)["y_hat"].to(self.gains.log_gain.device)
         return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}

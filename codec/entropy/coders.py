@@ -1,0 +1,78 @@
+"""Coder backends, chosen by name and recorded in every file by their id.
+
+A backend turns integer symbols, their table indexes and :class:`~codec.entropy.tables.EntropyTables`
+into bytes and back. ``cpu`` is our C++ range coder (:mod:`codec.entropy.rangecoder`,
+docs/rangecoder.md); a backend that writes other bytes (a GPU coder, say) registers under a
+new name and a new id, so a decoder always knows which coder wrote a file. Backends are
+registered with :func:`register_coder`.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from codec.entropy.tables import EntropyTables
+
+#: The coder new files are written with.
+DEFAULT_CODER = "cpu"
+
+
+class Coder(Protocol):
+    """What a coder backend provides."""
+
+    #: Name users choose it by, printable ASCII.
+    name: str
+    #: Its id in a file's header (0..255), never reused for other bytes.
+    id: int
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables) -> bytes:
+        """Code 1-D int32 ``symbols[k]`` with table ``indexes[k]``."""
+        ...
+
+    def decode(self, data: bytes, indexes: np.ndarray, tables: EntropyTables) -> np.ndarray:
+        """Decode ``len(indexes)`` int32 values; ValueError for corrupt or truncated data."""
+        ...
+
+
+_BY_NAME: dict[str, Coder] = {}
+
+
+def register_coder(cls: type) -> type:
+    """Class decorator: register an instance of a backend under its ``name`` and ``id``."""
+    coder = cls()
+    if coder.name in _BY_NAME or any(c.id == coder.id for c in _BY_NAME.values()) or not 0 <= coder.id < 256:
+        raise ValueError(f"coder {coder.name!r} (id {coder.id}) clashes with a registered one or has a bad id")
+    _BY_NAME[coder.name] = coder
+    return cls
+
+
+def get_coder(name: str) -> Coder:
+    """The backend registered as ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown coder {name!r}; known: {', '.join(sorted(_BY_NAME))}") from None
+
+
+def coder_name(coder_id: int) -> str | None:
+    """Name of the backend with id ``coder_id``, None if none has it."""
+    return next((c.name for c in _BY_NAME.values() if c.id == coder_id), None)
+
+
+@register_coder
+class CpuRangeCoder:
+    """Our C++ multi-symbol range coder on the CPU (GIL released while coding)."""
+
+    name = "cpu"
+    id = 0
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables) -> bytes:
+        from codec.entropy import rangecoder  # compiled extension, needed only for real coding
+
+        return rangecoder.encode(symbols, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets)
+
+    def decode(self, data: bytes, indexes: np.ndarray, tables: EntropyTables) -> np.ndarray:
+        from codec.entropy import rangecoder
+
+        return rangecoder.decode(data, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets)
