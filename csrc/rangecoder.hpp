@@ -75,7 +75,9 @@
 // the thread count or on timing. Each decoding thread keeps its own decoder lookup
 // tables across the substreams it decodes. Errors: the one of the lowest-numbered failing
 // substream, prefixed with its number (every substream below it is always coded, so the
-// message does not depend on timing either).
+// message does not depend on timing either). The threads share the tables and the
+// inputs read-only and write disjoint outputs; the caller must not write any of them
+// during the call.
 #pragma once
 
 #include <cstddef>
@@ -135,9 +137,9 @@ std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, in
 
 // Decodes substream j (data[j], sizes[j] bytes) into out[bounds[j] .. bounds[j+1]).
 // REQUIRES: validate_tables(t) is "" (indexes are checked as read); data and sizes have
-//           n_bounds - 1 entries, data[j] readable for sizes[j] >= 0 bytes (may be null
-//           when sizes[j] is 0); indexes readable and out writable for n entries. bounds,
-//           threads and the sizes' signs are checked here.
+//           n_bounds - 1 entries, data[j] readable for sizes[j] bytes (may be null when
+//           sizes[j] is 0); indexes readable and out writable for n entries. bounds,
+//           threads and sizes >= 0 are checked here.
 std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, const int32_t* indexes, int64_t n,
                               const int64_t* bounds, int64_t n_bounds, const Tables& t, int64_t threads, int32_t* out);
 

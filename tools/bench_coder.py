@@ -20,7 +20,8 @@ with the split rule of codec.entropy.substreams, on latents of the shipped wallo
       y of kodim05 upscaled (bicubic) to 3840x2176 (2160 padded to the model's multiple of
       32, latent rows cropped to 270), coded with its scale indexes and means at the
       quality that gives ~0.25 bpp on kodim05 itself; wall clock and process CPU time
-      (all threads) per call, best of --repeat, with the load average at the time;
+      (all threads) per call, best of --repeat, the variants taking turns, with the load
+      average at the time; "cores used" = CPU time / wall clock;
   (d) overhead at ~0.25 bpp on Kodak (--images): per image, the quality giving ~0.25 bpp
       (y range-coded + z with compressai's EntropyBottleneck.compress, bisection on the
       quality), then y as one stream vs split by the rule, in bytes and in % of y + z.
@@ -323,15 +324,17 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(fn, repeat):
-    """Best wall clock and the process CPU time (all threads) of that run."""
-    best = (float("inf"), 0.0)
-    out = None
+def timed_interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
+    """Per key, the best wall clock and the process CPU time (all threads) of that run, and the
+    last output. The functions take turns, so a change of load hits all of them alike."""
+    best = {k: (float("inf"), 0.0) for k in fns}
+    out = {}
     for _ in range(repeat):
-        c, t = cpu_seconds(), time.perf_counter()
-        out = fn()
-        wall, cpu = time.perf_counter() - t, cpu_seconds() - c
-        best = min(best, (wall, cpu))
+        for k, fn in fns.items():
+            c, t = cpu_seconds(), time.perf_counter()
+            out[k] = fn()
+            wall, cpu = time.perf_counter() - t, cpu_seconds() - c
+            best[k] = min(best[k], (wall, cpu))
     return best, out
 
 
@@ -357,32 +360,37 @@ def run_substreams(args) -> str:
     print(f"# (c) {c}x{h}x{w} = {n} values at quality {quality:.3f} (kodim05: {rate:.3f} bpp), {len(bounds) - 1} substreams "
           f"(target {target}), {len(np.unique(idx))} tables", file=sys.stderr)
     load_before = os.getloadavg()
-    (t_one, _), one = timed(lambda: rc.encode(sym, idx, cdfs, lengths, offsets), args.repeat)
-    (t_one_d, _), _ = timed(lambda: rc.decode(one, idx, cdfs, lengths, offsets), args.repeat)
-    results, ref_strings = {}, None
+    one = rc.encode(sym, idx, cdfs, lengths, offsets)
+    fns = {("one", "enc"): lambda: rc.encode(sym, idx, cdfs, lengths, offsets),
+           ("one", "dec"): lambda: rc.decode(one, idx, cdfs, lengths, offsets)}
+    ref_strings = rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds)
     for threads in args.threads:
-        (te, ce), strings = timed(lambda: rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=threads), args.repeat)
-        (td, cd), out = timed(lambda: rc.decode_substreams(strings, idx, cdfs, lengths, offsets, bounds, threads=threads), args.repeat)
-        if not np.array_equal(out, sym):
+        fns[(threads, "enc")] = lambda t=threads: rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=t)
+        fns[(threads, "dec")] = lambda t=threads: rc.decode_substreams(ref_strings, idx, cdfs, lengths, offsets, bounds, threads=t)
+    best, out = timed_interleaved(fns, args.repeat)
+    results = {}
+    for threads in args.threads:
+        if not np.array_equal(out[(threads, "dec")], sym):
             raise SystemExit(f"substreams: round trip failed with {threads} threads")
-        if ref_strings is None:
-            ref_strings = strings
-        elif strings != ref_strings:
+        if out[(threads, "enc")] != ref_strings:
             raise SystemExit(f"substreams: bytes differ with {threads} threads")
+        (te, ce), (td, cd) = best[(threads, "enc")], best[(threads, "dec")]
         results[threads] = (te, ce, td, cd)
         print(f"  {threads} thread(s): enc {te * 1e3:.1f} ms (cpu {ce * 1e3:.1f}), dec {td * 1e3:.1f} ms (cpu {cd * 1e3:.1f})", file=sys.stderr)
+    t_one, t_one_d = best[("one", "enc")][0], best[("one", "dec")][0]
     load_after = os.getloadavg()
     total = sum(len(s) for s in ref_strings)
     base = args.threads[0]
     lines += [f"(c) {c}x{h}x{w} latent ({n:,} values, {len(bounds) - 1} substreams, {total:,} bytes, "
               f"{total * 8 / (h * w * 64):.3f} bpp), load average {load_before[0]:.2f} before, {load_after[0]:.2f} after:", "",
-              "| coding | threads | encode Msym/s | decode Msym/s | encode speed-up | decode speed-up | encode CPU s | decode CPU s |",
+              "| coding | threads | encode Msym/s | decode Msym/s | encode speed-up | decode speed-up | encode CPU s (cores used) "
+              "| decode CPU s (cores used) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|",
               f"| one stream (`encode`/`decode`) | 1 | {n / t_one / 1e6:.1f} | {n / t_one_d / 1e6:.1f} | | | | |"]
     for threads, (te, ce, td, cd) in results.items():
         b = results[base]
         lines.append(f"| {len(bounds) - 1} substreams | {threads} | {n / te / 1e6:.1f} | {n / td / 1e6:.1f} | {b[0] / te:.2f}x | "
-                     f"{b[2] / td:.2f}x | {ce:.3f} | {cd:.3f} |")
+                     f"{b[2] / td:.2f}x | {ce:.3f} ({ce / te:.2f}) | {cd:.3f} ({cd / td:.2f}) |")
 
     # (d) overhead at ~bpp on Kodak
     lines += ["", f"(d) Kodak at ~{args.bpp} bpp, y split by `substream_rows(48, H/8, W/8, {target})`:", "",

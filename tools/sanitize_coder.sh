@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build codec._rangecoder with AddressSanitizer + UndefinedBehaviorSanitizer into a
 # temporary directory (the normal in-place .so is left alone), then run the fuzzer and
-# the range coder tests against that build. Exits non-zero on any sanitizer report,
-# test failure or fuzz failure.
+# the range coder tests against that build; then build the pure C++ core with
+# ThreadSanitizer and run tools/tsan_substreams.cpp (substreams on 1-8 threads). Exits
+# non-zero on any sanitizer report, test failure or fuzz failure.
 #
 # Usage: tools/sanitize_coder.sh [FUZZ_ITERATIONS]   (default 3000)
 set -euo pipefail
@@ -45,12 +46,17 @@ echo "== fuzz_coder.py ($ITER iterations)"
 echo "== tests/test_rangecoder.py tests/test_substreams.py"
 "$PY" -m pytest -q -p no:cacheprovider tests/test_rangecoder.py tests/test_substreams.py 2>&1 | tee "$TMP/tests.log" || status=1
 
-if grep -qE "ERROR: AddressSanitizer|runtime error:|UndefinedBehaviorSanitizer|LeakSanitizer" "$TMP/fuzz.log" "$TMP/tests.log"; then
+echo "== ThreadSanitizer: the pure C++ core's substreams on 1-8 threads (tools/tsan_substreams.cpp)"
+env -u LD_PRELOAD "${CXX:-g++}" -std=c++17 -O1 -g -fsanitize=thread -I"$ROOT/csrc" "$ROOT/csrc/rangecoder.cpp" \
+  "$ROOT/tools/tsan_substreams.cpp" -o "$TMP/tsan_substreams" -pthread 2>&1 | tee "$TMP/tsan.log" || status=1
+env -u LD_PRELOAD TSAN_OPTIONS="halt_on_error=1:exitcode=97" "$TMP/tsan_substreams" 2>&1 | tee -a "$TMP/tsan.log" || status=1
+
+if grep -qE "ERROR: AddressSanitizer|runtime error:|UndefinedBehaviorSanitizer|LeakSanitizer|ThreadSanitizer" "$TMP/fuzz.log" "$TMP/tests.log" "$TMP/tsan.log"; then
   echo "sanitizer report found"
   status=1
 fi
 if [ "$status" -eq 0 ]; then
-  echo "sanitize_coder: OK (ASan+UBSan build, fuzz + tests clean)"
+  echo "sanitize_coder: OK (ASan+UBSan build, fuzz + tests clean; TSan substreams clean)"
 else
   echo "sanitize_coder: FAILED"
 fi
