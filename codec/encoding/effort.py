@@ -16,7 +16,9 @@ class Schedule:
     """How one refinement runs: ``steps`` Adam steps at learning rate ``lr``; the SGA
     temperature holds at ``tau_start`` for the first ``hold`` fraction of the steps, then
     decays exponentially to ``tau_end``; the rounded objective is measured every
-    ``check_every`` steps and at the end."""
+    ``check_every`` steps and at the end. ``domain="wavelet"`` measures the distortion
+    the steps optimise on the wavelet coefficients a wavelet model's decoder outputs,
+    skipping the synthesis transform (the checks always use pixels)."""
 
     steps: int
     lr: float = 5e-3
@@ -24,6 +26,7 @@ class Schedule:
     tau_end: float = 0.05
     hold: float = 0.3
     check_every: int = 10
+    domain: str = "pixels"
 
     def temperature(self, step: int) -> float:
         start = self.hold * self.steps
@@ -35,10 +38,10 @@ class Schedule:
 
 #: The refinement each effort level above 0 runs.
 EFFORTS: dict[int, Schedule] = {
-    1: Schedule(steps=25, lr=1e-2),
-    2: Schedule(steps=60, lr=1e-2),
-    3: Schedule(steps=150, lr=5e-3),
-    4: Schedule(steps=400, lr=5e-3),
+    1: Schedule(steps=25, lr=2e-2, tau_end=0.2),
+    2: Schedule(steps=60, lr=1e-2, tau_end=0.2),
+    3: Schedule(steps=150, lr=5e-3, tau_end=0.2),
+    4: Schedule(steps=400, lr=5e-3, tau_end=0.2),
 }
 MAX_EFFORT = max(EFFORTS)
 

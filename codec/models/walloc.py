@@ -101,8 +101,12 @@ class WaLLoC(VariableRateModel):
         last.weight.zero_()
         last.bias.zero_()
 
+    def coefficients(self, x: torch.Tensor) -> torch.Tensor:
+        """Wavelet coefficients of an image: what the encoder sees and the decoder rebuilds."""
+        return self.wpt.analysis(x - 0.5)
+
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.wpt.analysis(x - 0.5))
+        return self.encoder(self.coefficients(x))
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
         return self.wpt.synthesis(self.decoder(y)) + 0.5

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from codec import api
 from codec.evaluation.bd import bd_rate
 from codec.evaluation.metrics import psnr
 from codec.models import VariableRateModel
@@ -22,8 +23,6 @@ def code_images(model: VariableRateModel, images: Sequence[np.ndarray],
                 qualities: Sequence[float]) -> dict[float, tuple[float, float]]:
     """``{quality: (bpp, PSNR)}`` over ``images`` (HxWx3 uint8), each coded to a real file and
     decoded back; bpp is pooled (all bits over all pixels), PSNR averaged per image."""
-    from codec import api
-
     model.update(force=True)
     results = {}
     for q in qualities:

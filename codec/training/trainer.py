@@ -32,6 +32,9 @@ from codec.errors import CodecError
 from codec.training.loss import rd_loss
 from codec.models.weights import build_model
 from codec.training.data import list_images, refuse_evaluation_images, split_holdout
+# Imported now, not at the first validation: a run outlives edits to the working tree, and
+# code loaded hours later must match the model classes loaded at the start.
+from codec.training.selection import code_images
 
 
 def load_config(path: str) -> dict:
@@ -74,7 +77,6 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
 @torch.no_grad()
 def validate(model, images: list[np.ndarray], qualities: list[float], size: int = 256) -> dict:
     """Real-bitstream bpp and PSNR on centre crops of held-out images, per quality."""
-    from codec.training.selection import code_images
 
     model.eval()
     model.update(force=True)
