@@ -23,7 +23,7 @@ with the split rule of codec.entropy.substreams, on latents of the shipped wallo
       (all threads) per call, best of --repeat, the variants taking turns, with the load
       average at the time; "cores used" = CPU time / wall clock;
   (d) overhead at ~0.25 bpp on Kodak (--images): per image, the quality giving ~0.25 bpp
-      (y range-coded + z with compressai's EntropyBottleneck.compress, bisection on the
+      (y and z range-coded as codec.entropy.compressai_models does, bisection on the
       quality), then y as one stream vs split by the rule, in bytes and in % of y + z.
 
 Usage: python tools/bench_coder.py [--quick] [--repeat N] [--markdown docs/rangecoder.md]
@@ -48,12 +48,12 @@ def gaussian_tables():
     from compressai.entropy_models import GaussianConditional
     from compressai.models.google import get_scale_table
 
+    from codec.entropy.compressai_models import entropy_tables
+
     gc = GaussianConditional(None)
     gc.update_scale_table(get_scale_table(), force=True)
-    cdfs = np.ascontiguousarray(gc._quantized_cdf.numpy(), dtype=np.int32)
-    lengths = np.ascontiguousarray(gc._cdf_length.numpy(), dtype=np.int32)
-    offsets = np.ascontiguousarray(gc._offset.numpy(), dtype=np.int32)
-    return cdfs, lengths, offsets, gc.scale_table.numpy()
+    tables = entropy_tables(gc)
+    return tables.cdfs, tables.cdf_lengths, tables.offsets, gc.scale_table.numpy()
 
 
 def ideal_bits(sym, idx, cdfs, lengths, offsets):
@@ -253,23 +253,21 @@ KODAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sh
 class WallocLatents:
     """Symbols and table indexes of the shipped walloc's y, and the bytes of its z.
 
-    Computed from the model's transforms and compressai modules directly (g_a, gains,
-    h_a, entropy_bottleneck, h_s, gaussian_conditional), as the codec does.
+    Computed as the codec does, from the model's transforms and entropy models with
+    :mod:`codec.entropy.compressai_models` (its tables, scale indexes and z coding).
     """
 
     def __init__(self):
         import torch
 
         from codec import zoo
+        from codec.entropy import compressai_models as cm
 
         torch.set_num_threads(1)
-        self.torch = torch
+        self.torch, self.cm = torch, cm
         self.model = zoo.load_model(zoo.model_entry("walloc"))
-        gc = self.model.gaussian_conditional
-        self.cdfs = np.ascontiguousarray(gc._quantized_cdf.numpy(), dtype=np.int32)
-        self.lengths = np.ascontiguousarray(gc._cdf_length.numpy(), dtype=np.int32)
-        self.offsets = np.ascontiguousarray(gc._offset.numpy(), dtype=np.int32)
-        self.scale_edges = gc.scale_table[:-1].float().contiguous()
+        tables = cm.entropy_tables(self.model.gaussian_conditional)
+        self.cdfs, self.lengths, self.offsets = tables.cdfs, tables.cdf_lengths, tables.offsets
 
     def image(self, name: str, size: tuple[int, int] | None = None):
         from PIL import Image
@@ -286,13 +284,13 @@ class WallocLatents:
         with torch.inference_mode():
             y = m.g_a(x) * m.gains.gain(quality)
             z = m.h_a(y)
-            eb = m.entropy_bottleneck
-            z_bytes = sum(len(s) for s in eb.compress(z))
-            z_hat = eb.decompress(eb.compress(z), z.shape[-2:])
+            z_strings = self.cm.encode_bottleneck(m.entropy_bottleneck, z)
+            z_hat = self.cm.decode_bottleneck(m.entropy_bottleneck, z_strings, tuple(z.shape[-2:]))
             scales, means = m.h_s(z_hat).chunk(2, dim=1)
             gc = m.gaussian_conditional
-            idx = torch.bucketize(gc.lower_bound_scale(scales), self.scale_edges).int()
+            idx = self.cm.scale_indexes(gc, scales)
             sym = gc.quantize(y, "symbols", means).int()
+            z_bytes = sum(len(s) for s in z_strings)
         return sym[0].numpy(), idx[0].numpy(), z_bytes
 
     def y_bytes(self, sym, idx) -> int:
