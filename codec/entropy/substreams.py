@@ -15,7 +15,8 @@ shape and on ``target_symbols`` (a constant of the format, or recorded in the fi
 agree on the split without any table in the file.
 
 The bounds feed :func:`codec.entropy.rangecoder.encode_substreams` /
-``decode_substreams``. This module needs numpy only (no torch, no extension).
+``decode_substreams``. This module needs numpy only (no torch, no extension), though
+importing it runs ``codec/entropy/__init__.py``, which imports compressai's entropy models.
 """
 from __future__ import annotations
 
