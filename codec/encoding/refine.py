@@ -157,8 +157,9 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
                 cost = _rd_cost(model, x, y_hat, z_hat, quality, height, width).cpu()
             better = cost < best_cost
             if better.any():
-                best_y[better] = y.detach()[better]
-                best_z[better] = z.detach()[better]
+                on_device = better.to(y.device)
+                best_y[on_device] = y.detach()[on_device]
+                best_z[on_device] = z.detach()[on_device]
                 best_cost = torch.where(better, cost, best_cost)
 
         check()
