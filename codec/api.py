@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from codec import bitstream, zoo
+from codec.entropy import DEFAULT_CODER, get_coder
 from codec.errors import BitstreamError, CodecError, InputError
 from codec.image_io import load_image
 from codec.models import ARCHITECTURES, VariableRateModel
@@ -102,14 +103,20 @@ def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
 
 
 def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", quality: float | None = None,
-                  device: str = "cpu", grayscale: bool = False, effort: int = 0, progress: bool = False) -> list[bytes]:
+                  device: str = "cpu", grayscale: bool = False, effort: int = 0, progress: bool = False,
+                  coder: str = DEFAULT_CODER) -> list[bytes]:
     """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files.
 
     ``effort`` above 0 refines each image's latents before coding (see ``docs/effort.md``):
     smaller files for the same quality, at more encoding time; ``progress`` shows a bar on
-    standard error while it runs.
+    standard error while it runs. ``coder`` names the coder backend (recorded in the files).
     """
     from codec.encoding import effort as effort_levels, refine
+
+    try:
+        coder_id = get_coder(coder).id
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
@@ -118,7 +125,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     quality = _quality(net, quality)
     height, width = x.shape[-2:]
     header = bitstream.Header(net.name, net.weights_hash, quality, width, height,
-                              flags=bitstream.FLAG_GRAYSCALE if grayscale else 0)
+                              flags=bitstream.FLAG_GRAYSCALE if grayscale else 0, coder=coder_id)
     try:
         bitstream.validate_header(header)
     except ValueError as err:
@@ -132,10 +139,10 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
         if schedule is not None:
             y, z = refine.refine_latents(net, x, y, z, quality, schedule, height, width, progress=progress)
         with torch.inference_mode():
-            out = net.compress_latents(y, z)
-    batch = len(x)
-    return [bitstream.pack(header, [b"".join(out["strings"][name][i]) for name in net.stream_names])
-            for i in range(batch)]
+            out = net.compress_latents(y, z, coder=coder)
+    return [bitstream.pack(header, [bitstream.Section(name, out["shapes"][name], streams[i])
+                                    for name, streams in out["strings"].items()])
+            for i in range(len(x))]
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
@@ -202,19 +209,25 @@ def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRate
     return net
 
 
-def _decode_group(net: VariableRateModel, header: bitstream.Header, sections: list[list[bytes]]) -> torch.Tensor:
-    names = net.stream_names
-    if any(len(s) != len(names) for s in sections):
-        raise BitstreamError(f"corrupt file: expected {len(names)} payload sections")
+def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[list[bitstream.Section]]) -> torch.Tensor:
+    """Decode the sections of files that share a header (but for their payload) into a batch."""
     padded_h, padded_w = header.height + header.pad_bottom, header.width + header.pad_right
     if padded_h % net.pad_multiple or padded_w % net.pad_multiple or header.pad_bottom >= net.pad_multiple \
             or header.pad_right >= net.pad_multiple:
         raise BitstreamError("corrupt header: padding does not match the model")
-    strings = {name: [[s[k]] for s in sections] for k, name in enumerate(names)}
+    names, shapes = net.stream_names, net.latent_shapes(padded_h, padded_w)
+    for sections in files:
+        if tuple(s.name for s in sections) != names:
+            raise BitstreamError(f"corrupt file: sections {', '.join(s.name for s in sections)}, "
+                                 f"the model writes {', '.join(names)}")
+        if any(s.shape and s.shape != shapes[s.name] for s in sections):  # version 1 files have none
+            raise BitstreamError("corrupt header: latent shapes do not match the image size and model")
+    strings = {name: [sections[k].substreams for sections in files] for k, name in enumerate(names)}
+    coder = bitstream.CODERS[header.coder]
     try:
         with memory_errors("decode", header.width, header.height), \
                 reproducible_threads(next(net.parameters()).device), torch.inference_mode():
-            x_hat = net.decompress(strings, net.latent_shapes(padded_h, padded_w), header.quality)["x_hat"]
+            x_hat = net.decompress(strings, shapes, header.quality, coder=coder)["x_hat"]
     except ValueError as err:
         raise BitstreamError(f"corrupt payload: {err}") from None
     x_hat = x_hat[..., : header.height, : header.width].clamp(0, 1)
@@ -234,7 +247,7 @@ def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | Va
     out: list[torch.Tensor | None] = [None] * len(parsed)
     groups: dict[tuple, list[int]] = {}
     for i, (h, _) in enumerate(parsed):
-        groups.setdefault((h.model, h.weights_hash, h.quality, h.pad_right, h.pad_bottom), []).append(i)
+        groups.setdefault((h.model, h.weights_hash, h.quality, h.pad_right, h.pad_bottom, h.coder), []).append(i)
     for members in groups.values():
         header = parsed[members[0]][0]
         net = _model_for(header, model, device)

@@ -1,25 +1,28 @@
-"""The container around the entropy-coded streams: header fields, section lengths, CRC-32.
+"""The container around the entropy-coded streams: header, named sections, substream table, CRC-32.
 
-Layout (all integers little-endian; see docs/bitstream.md)::
+Version 2 layout (all integers little-endian; docs/bitstream.md has the full table)::
 
     magic         4 bytes  b"\\x89LIC"
-    version       u8       FORMAT_VERSION
+    version       u8       FORMAT_VERSION (2)
     flags         u8       bit 0: the input was grayscale (decode returns mode "L")
     name length   u8       n, 1..32
-    model name    n bytes  ASCII
+    model name    n bytes  printable ASCII
     weights hash  8 bytes  first 8 bytes of the SHA-256 of the weights file
     quality       f32
     width         u32      original image width  (1..MAX_SIDE)
     height        u32      original image height (1..MAX_SIDE)
     pad right     u16      columns added before coding (replicated edge)
     pad bottom    u16      rows added before coding
-    sections      u8       number of payload sections (2: hyper-latents z, latents y)
-    lengths       LEB128   byte length of each section
+    coder         u8       id of the coder backend that wrote the streams (CODERS)
+    sections      u8       number of sections, 1..MAX_SECTIONS
+    per section:  name length u8, name (printable ASCII), rank u8, rank sizes (LEB128),
+                  substream count (LEB128), the length of each substream (LEB128)
     crc32         u32      CRC-32 of every byte before this field and of the payload
-    payload       the sections, back to back
+    payload       every section's substreams, back to back, in table order
 
-Parsing checks every field and raises :class:`codec.errors.BitstreamError` with one clear
-message: wrong magic, unknown version, truncation, trailing bytes, CRC mismatch.
+Version 1 files (two sections ``z`` and ``y`` of one stream each, no shapes, no coder id)
+are still read. Parsing checks every field and raises :class:`codec.errors.BitstreamError`
+with one clear message. This module imports neither torch nor numpy.
 """
 from __future__ import annotations
 
@@ -31,19 +34,47 @@ from dataclasses import dataclass, field
 from codec.errors import BitstreamError
 
 MAGIC = b"\x89LIC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this module reads.
+READABLE_VERSIONS = (1, 2)
 #: Largest side and pixel count a file may declare (bounds the decoder's memory).
 MAX_SIDE = 16384
 MAX_PIXELS = 1 << 26
 MAX_NAME = 32
 MAX_SECTIONS = 8
+#: Bounds of a section: its name, the rank and sizes of its latent, its substreams.
+MAX_SECTION_NAME = 16
+MAX_RANK = 4
+MAX_LATENT_VALUES = 1 << 28
+MAX_SUBSTREAMS = 1 << 16
 FLAG_GRAYSCALE = 1
 _KNOWN_FLAGS = FLAG_GRAYSCALE
+#: Coder ids a file may name -> the coder backend (codec.entropy.coders) that reads them.
+CODERS = {0: "cpu"}
+#: Names of the two sections of a version 1 file, in file order.
+V1_SECTIONS = ("z", "y")
+
+
+@dataclass
+class Section:
+    """One named payload section: a latent of ``shape`` (one image's), coded as ``substreams``.
+
+    ``shape`` is empty in sections read from version 1 files, which did not record it.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    substreams: list[bytes]
+
+    @property
+    def payload(self) -> bytes:
+        """The section's bytes: its substreams back to back."""
+        return b"".join(self.substreams)
 
 
 @dataclass
 class Header:
-    """Every header field of a coded image."""
+    """Every header field of a coded image (the sections travel beside it)."""
 
     model: str
     weights_hash: bytes
@@ -55,10 +86,24 @@ class Header:
     flags: int = 0
     section_lengths: list[int] = field(default_factory=list)
     version: int = FORMAT_VERSION
+    coder: int = 0
 
     @property
     def grayscale(self) -> bool:
         return bool(self.flags & FLAG_GRAYSCALE)
+
+    @property
+    def coder_name(self) -> str:
+        """Name of the coder backend the file names (``?`` for an unknown id)."""
+        return CODERS.get(self.coder, "?")
+
+
+def coder_id(name: str) -> int:
+    """The id files record for the coder backend ``name``; ValueError if it has none."""
+    for key, value in CODERS.items():
+        if value == name:
+            return key
+    raise ValueError(f"coder {name!r} has no id in the format")
 
 
 def _leb128(value: int) -> bytes:
@@ -91,21 +136,41 @@ def validate_header(header: Header) -> None:
         raise ValueError(f"quality must be finite, got {header.quality}")
     if header.flags & ~_KNOWN_FLAGS or not 0 <= header.flags < 256:
         raise ValueError(f"unknown flags {header.flags:#x}")
+    if header.coder not in CODERS:
+        raise ValueError(f"unknown coder id {header.coder}")
 
 
-def pack(header: Header, sections: list[bytes]) -> bytes:
-    """Serialize a header and its payload sections into one file's bytes."""
-    validate_header(header)
+def validate_sections(sections: list[Section]) -> None:
+    """Raise ValueError when sections cannot be written in a version 2 file."""
     if not 1 <= len(sections) <= MAX_SECTIONS:
         raise ValueError(f"need 1..{MAX_SECTIONS} sections, got {len(sections)}")
+    if len({s.name for s in sections}) != len(sections):
+        raise ValueError("section names must be unique")
+    for s in sections:
+        if not s.name or len(s.name) > MAX_SECTION_NAME or not _printable_ascii(s.name):
+            raise ValueError(f"section name must be 1..{MAX_SECTION_NAME} printable ASCII characters, got {s.name!r}")
+        if not 1 <= len(s.shape) <= MAX_RANK or min(s.shape) < 1 or math.prod(s.shape) > MAX_LATENT_VALUES:
+            raise ValueError(f"section {s.name!r}: shape {s.shape} must have 1..{MAX_RANK} positive sizes "
+                             f"and at most {MAX_LATENT_VALUES} values")
+        if not 1 <= len(s.substreams) <= MAX_SUBSTREAMS:
+            raise ValueError(f"section {s.name!r}: need 1..{MAX_SUBSTREAMS} substreams, got {len(s.substreams)}")
+
+
+def pack(header: Header, sections: list[Section]) -> bytes:
+    """Serialize a header and its sections into one version 2 file's bytes."""
+    validate_header(header)
+    validate_sections(sections)
     name = header.model.encode("ascii")
     head = bytearray(MAGIC)
     head += struct.pack("<BBB", FORMAT_VERSION, header.flags, len(name)) + name + header.weights_hash
-    head += struct.pack("<fIIHHB", header.quality, header.width, header.height,
-                        header.pad_right, header.pad_bottom, len(sections))
+    head += struct.pack("<fIIHHBB", header.quality, header.width, header.height,
+                        header.pad_right, header.pad_bottom, header.coder, len(sections))
     for section in sections:
-        head += _leb128(len(section))
-    payload = b"".join(sections)
+        section_name = section.name.encode("ascii")
+        head += struct.pack("<B", len(section_name)) + section_name + struct.pack("<B", len(section.shape))
+        head += b"".join(_leb128(n) for n in section.shape) + _leb128(len(section.substreams))
+        head += b"".join(_leb128(len(s)) for s in section.substreams)
+    payload = b"".join(section.payload for section in sections)
     crc = zlib.crc32(payload, zlib.crc32(head))
     return bytes(head) + struct.pack("<I", crc) + payload
 
@@ -128,19 +193,48 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
 
     def leb128(self, what: str) -> int:
+        """An unsigned LEB128 value of at most 35 bits, in its shortest encoding."""
         value = 0
         for shift in range(0, 35, 7):
             (byte,) = self.take(1, what)
             value |= (byte & 0x7F) << shift
             if not byte & 0x80:
-                if byte == 0 and shift:  # a trailing zero group: one length, several encodings
+                if byte == 0 and shift:  # a trailing zero group: one value, several encodings
                     raise BitstreamError(f"corrupt file: {what} has an overlong encoding")
                 return value
         raise BitstreamError(f"corrupt file: {what} is not a valid length")
 
+    def name(self, limit: int, what: str) -> str:
+        (length,) = self.unpack("<B", what)
+        if not 1 <= length <= limit:
+            raise BitstreamError(f"corrupt header: bad {what} length")
+        raw = self.take(length, what)
+        if not all(0x20 < b < 0x7F for b in raw):
+            raise BitstreamError(f"corrupt header: {what} has non-printable characters")
+        return raw.decode("ascii")
 
-def unpack(data: bytes) -> tuple[Header, list[bytes]]:
-    """Parse and verify a file's bytes; returns its header and payload sections."""
+
+def _read_section_table(reader: _Reader, count: int) -> list[tuple[str, tuple[int, ...], list[int]]]:
+    table = []
+    for _ in range(count):
+        name = reader.name(MAX_SECTION_NAME, "section name")
+        (rank,) = reader.unpack("<B", "section table")
+        if not 1 <= rank <= MAX_RANK:
+            raise BitstreamError("corrupt header: bad latent rank")
+        shape = tuple(reader.leb128("latent shape") for _ in range(rank))
+        if min(shape) < 1 or math.prod(shape) > MAX_LATENT_VALUES:
+            raise BitstreamError(f"corrupt header: latent shape {shape} out of range")
+        substreams = reader.leb128("substream count")
+        if not 1 <= substreams <= MAX_SUBSTREAMS:
+            raise BitstreamError("corrupt header: bad substream count")
+        table.append((name, shape, [reader.leb128("substream lengths") for _ in range(substreams)]))
+    if len({name for name, _, _ in table}) != count:
+        raise BitstreamError("corrupt header: two sections have the same name")
+    return table
+
+
+def unpack(data: bytes) -> tuple[Header, list[Section]]:
+    """Parse and verify a file's bytes (version 1 or 2); returns its header and sections."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -148,25 +242,27 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     magic = reader.take(len(MAGIC), "magic number") if len(data) >= len(MAGIC) else None
     if magic != MAGIC:
         raise BitstreamError("not a codec file (wrong magic number)")
-    version, flags, name_length = reader.unpack("<BBB", "header")
-    if version != FORMAT_VERSION:
-        raise BitstreamError(f"unsupported format version {version} (this codec reads version {FORMAT_VERSION})")
-    if not 1 <= name_length <= MAX_NAME:
-        raise BitstreamError("corrupt header: bad model name length")
-    try:
-        model = reader.take(name_length, "model name").decode("ascii")
-    except UnicodeDecodeError:
-        raise BitstreamError("corrupt header: model name is not ASCII") from None
-    if not _printable_ascii(model):
-        raise BitstreamError("corrupt header: model name has non-printable characters")
+    (version,) = reader.unpack("<B", "header")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(f"unsupported format version {version} (this codec reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
+    (flags,) = reader.unpack("<B", "header")
+    model = reader.name(MAX_NAME, "model name")
     weights_hash = reader.take(8, "weights hash")
-    quality, width, height, pad_right, pad_bottom, count = reader.unpack("<fIIHHB", "header")
+    quality, width, height, pad_right, pad_bottom = reader.unpack("<fIIHH", "header")
+    coder = reader.unpack("<B", "header")[0] if version >= 2 else coder_id("cpu")
+    (count,) = reader.unpack("<B", "header")
     if not 1 <= count <= MAX_SECTIONS:
         raise BitstreamError("corrupt header: bad section count")
-    lengths = [reader.leb128("section lengths") for _ in range(count)]
+    if version == 1:
+        lengths = [reader.leb128("section lengths") for _ in range(count)]
+        names = V1_SECTIONS if count == len(V1_SECTIONS) else tuple(f"section{i + 1}" for i in range(count))
+        table = [(name, (), [length]) for name, length in zip(names, lengths)]
+    else:
+        table = _read_section_table(reader, count)
     (crc,) = reader.unpack("<I", "CRC-32")
     head_end = reader.pos - 4
-    expected = reader.pos + sum(lengths)
+    expected = reader.pos + sum(sum(lengths) for _, _, lengths in table)
     if len(data) < expected:
         raise BitstreamError(f"truncated file: {len(data)} bytes, the header announces {expected}")
     if len(data) > expected:
@@ -174,13 +270,17 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     payload = data[reader.pos:]
     if zlib.crc32(payload, zlib.crc32(data[:head_end])) != crc:
         raise BitstreamError("corrupt file: CRC-32 mismatch")
-    header = Header(model, weights_hash, quality, width, height, pad_right, pad_bottom, flags, lengths, version)
+    header = Header(model, weights_hash, quality, width, height, pad_right, pad_bottom, flags,
+                    [sum(lengths) for _, _, lengths in table], version, coder)
     try:
         validate_header(header)
     except ValueError as err:
         raise BitstreamError(f"corrupt header: {err}") from None
     sections, pos = [], 0
-    for length in lengths:
-        sections.append(payload[pos:pos + length])
-        pos += length
+    for name, shape, lengths in table:
+        substreams = []
+        for length in lengths:
+            substreams.append(payload[pos:pos + length])
+            pos += length
+        sections.append(Section(name, shape, substreams))
     return header, sections

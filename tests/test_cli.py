@@ -255,8 +255,9 @@ def test_info_never_prints_control_characters(tmp_path, tiny_weights, capsys):
     import zlib
 
     forged = forged.replace(b"@" * len(header.model), name.encode(), 1)
-    head_end = len(forged) - sum(len(s) for s in sections) - 4
-    crc = zlib.crc32(forged[:head_end] + b"".join(sections)) & 0xFFFFFFFF
+    payload = b"".join(s.payload for s in sections)
+    head_end = len(forged) - len(payload) - 4
+    crc = zlib.crc32(forged[:head_end] + payload) & 0xFFFFFFFF
     forged = forged[:head_end] + struct.pack("<I", crc) + forged[head_end + 4:]
     (tmp_path / "forged.bin").write_bytes(forged)
     assert main(["info", str(tmp_path / "forged.bin")]) == 1

@@ -31,9 +31,9 @@ def _crop() -> np.ndarray:
         return np.asarray(image.convert("RGB").crop(tuple(MANIFEST["crop"]["box"]))).copy()
 
 
-def _streams(data: bytes) -> list[bytes]:
-    """The entropy-coded streams of a file, in file order, whatever its format version."""
-    return bitstream.unpack(data)[1]
+def _streams(data: bytes) -> list[tuple[str, list[bytes]]]:
+    """The named entropy-coded streams of a file, in file order, whatever its format version."""
+    return [(section.name, section.substreams) for section in bitstream.unpack(data)[1]]
 
 
 def test_there_is_a_fixture_of_every_shipped_weights_file():

@@ -1,4 +1,4 @@
-"""`codec info FILE`: the header fields of a bitstream file."""
+"""`codec info FILE`: the header fields and sections of a bitstream file."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,13 @@ def register(subparsers) -> None:
 def printable(text: str) -> str:
     """``text`` with every non-printable character escaped (a header is untrusted input)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def describe_section(section) -> str:
+    """One line about a section: its latent's shape, its substreams and its size."""
+    shape = "x".join(map(str, section.shape)) if section.shape else "shape not recorded (version 1)"
+    count = len(section.substreams)
+    return f"{shape}, {count} substream{'s' if count != 1 else ''}, {len(section.payload)} B"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         ("quality", f"{header.quality:g}"),
         ("image size", f"{header.width}x{header.height}{' grayscale' if header.grayscale else ' RGB'}"),
         ("padding", f"right {header.pad_right}, bottom {header.pad_bottom}"),
-        ("sections", ", ".join(f"{name} {n} B" for name, n in zip(("z", "y"), header.section_lengths))),
+        ("coder", f"{printable(header.coder_name)} (id {header.coder})"),
+        *((f"section {printable(s.name)}", describe_section(s)) for s in sections),
         ("header", f"{len(data) - sum(header.section_lengths)} bytes"),
         ("bpp", f"{len(data) * 8 / pixels:.4f}"),
         ("CRC-32", "ok"),

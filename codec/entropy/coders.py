@@ -2,9 +2,9 @@
 
 A backend turns integer symbols, their table indexes and :class:`~codec.entropy.tables.EntropyTables`
 into bytes and back. ``cpu`` is our C++ range coder (:mod:`codec.entropy.rangecoder`,
-docs/rangecoder.md); a backend that writes other bytes (a GPU coder, say) registers under a
-new name and a new id, so a decoder always knows which coder wrote a file. Backends are
-registered with :func:`register_coder`.
+docs/rangecoder.md); a backend that writes other bytes (a GPU coder, say) gets a new id in
+the format's table (:data:`codec.bitstream.CODERS`) and registers under that name with
+:func:`register_coder`, so a decoder always knows which coder wrote a file.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from codec import bitstream
 from codec.entropy.tables import EntropyTables
 
 #: The coder new files are written with.
@@ -41,8 +42,9 @@ _BY_NAME: dict[str, Coder] = {}
 def register_coder(cls: type) -> type:
     """Class decorator: register an instance of a backend under its ``name`` and ``id``."""
     coder = cls()
-    if coder.name in _BY_NAME or any(c.id == coder.id for c in _BY_NAME.values()) or not 0 <= coder.id < 256:
-        raise ValueError(f"coder {coder.name!r} (id {coder.id}) clashes with a registered one or has a bad id")
+    if coder.name in _BY_NAME or bitstream.CODERS.get(coder.id) != coder.name:
+        raise ValueError(f"coder {coder.name!r} (id {coder.id}) clashes with a registered one "
+                         "or is not the format's coder of that id")
     _BY_NAME[coder.name] = coder
     return cls
 
@@ -56,8 +58,9 @@ def get_coder(name: str) -> Coder:
 
 
 def coder_name(coder_id: int) -> str | None:
-    """Name of the backend with id ``coder_id``, None if none has it."""
-    return next((c.name for c in _BY_NAME.values() if c.id == coder_id), None)
+    """Name of the registered backend with id ``coder_id``, None if none has it."""
+    name = bitstream.CODERS.get(coder_id)
+    return name if name in _BY_NAME else None
 
 
 @register_coder
@@ -65,7 +68,7 @@ class CpuRangeCoder:
     """Our C++ multi-symbol range coder on the CPU (GIL released while coding)."""
 
     name = "cpu"
-    id = 0
+    id = bitstream.coder_id("cpu")
 
     def encode(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables) -> bytes:
         from codec.entropy import rangecoder  # compiled extension, needed only for real coding
