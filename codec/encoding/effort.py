@@ -16,9 +16,7 @@ class Schedule:
     """How one refinement runs: ``steps`` Adam steps at learning rate ``lr``; the SGA
     temperature holds at ``tau_start`` for the first ``hold`` fraction of the steps, then
     decays exponentially to ``tau_end``; the rounded objective is measured every
-    ``check_every`` steps and at the end. ``domain="wavelet"`` measures the distortion
-    the steps optimise on the wavelet coefficients a wavelet model's decoder outputs,
-    skipping the synthesis transform (the checks always use pixels)."""
+    ``check_every`` steps and at the end."""
 
     steps: int
     lr: float = 5e-3
@@ -26,7 +24,6 @@ class Schedule:
     tau_end: float = 0.05
     hold: float = 0.3
     check_every: int = 10
-    domain: str = "pixels"
 
     def temperature(self, step: int) -> float:
         start = self.hold * self.steps

@@ -67,33 +67,14 @@ def _gaussian_bits(model: VariableRateModel, y_hat: torch.Tensor, scales: torch.
     return -likelihood.log2().flatten(1).sum(1)
 
 
-class _WaveletTarget:
-    """Distortion on a wavelet model's coefficients: its decoder's output against the
-    image's coefficients, each channel weighted by the energy its synthesis basis puts into
-    pixels, so the sum approximates the pixel error without running the synthesis."""
-
-    def __init__(self, model: VariableRateModel, x: torch.Tensor) -> None:
-        self.coefficients = model.coefficients(x)
-        self.weights = model.wpt.synthesis_energy(self.coefficients.shape[1]).to(x.dtype)[:, None, None]
-
-    def error(self, model: VariableRateModel, y_dequantised: torch.Tensor) -> torch.Tensor:
-        squared = (model.decoder(y_dequantised) - self.coefficients).pow(2) * self.weights
-        return squared.flatten(1).sum(1) / self.coefficients[0].numel()
-
-
 def _rd_cost(model: VariableRateModel, x: torch.Tensor, y_hat: torch.Tensor, z_hat: torch.Tensor,
-             quality: float, height: int, width: int, wavelet: _WaveletTarget | None = None) -> torch.Tensor:
-    """Per-image RD cost of quantised latents. The distortion counts only the image's own
-    ``height`` x ``width`` pixels (the padding is cropped by the decoder), or with
-    ``wavelet`` is measured on the coefficients (padding included)."""
+             quality: float, height: int, width: int) -> torch.Tensor:
+    """Per-image RD cost of quantised latents; the distortion counts only the image's own
+    ``height`` x ``width`` pixels (the padding is cropped by the decoder)."""
     scales, means = model._hyper_parameters(z_hat)
     bits = _gaussian_bits(model, y_hat, scales, means) + _bottleneck_bits(model, z_hat)
-    y_dequantised = y_hat * model.gains.inverse_gain(quality)
-    if wavelet is not None:
-        error = wavelet.error(model, y_dequantised)
-    else:
-        x_hat = model.g_s(y_dequantised)
-        error = (x_hat[..., :height, :width] - x[..., :height, :width]).pow(2).flatten(1).mean(1)
+    x_hat = model.g_s(y_hat * model.gains.inverse_gain(quality))
+    error = (x_hat[..., :height, :width] - x[..., :height, :width]).pow(2).flatten(1).mean(1)
     lmbda = model.lmbda(torch.tensor([quality]))
     return lmbda * 255**2 * error + bits / (height * width)
 
@@ -138,12 +119,6 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
     generator = torch.Generator().manual_seed(SEED)
     with _frozen(model), torch.inference_mode(False), torch.enable_grad():
         x = x.clone()
-        wavelet = None
-        if schedule.domain == "wavelet":
-            if not hasattr(model, "wpt"):
-                raise ValueError(f"model {model.name!r} has no wavelet transform to measure the distortion on")
-            with torch.no_grad():
-                wavelet = _WaveletTarget(model, x)
         y = y.detach().clone().requires_grad_(True)
         z = z.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([y, z], lr=schedule.lr)
@@ -168,7 +143,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         for step in range(schedule.steps):
             tau = schedule.temperature(step)
             y_hat, z_hat = _quantise(model, y, z, lambda v: sga_round(v, tau, generator))
-            loss = _rd_cost(model, x, y_hat, z_hat, quality, height, width, wavelet).sum()
+            loss = _rd_cost(model, x, y_hat, z_hat, quality, height, width).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -146,20 +146,6 @@ class WaveletPacket2D(nn.Module):
 
     forward = analysis
 
-    def synthesis_energy(self, channels: int) -> torch.Tensor:
-        """Squared norm of the image each of ``channels`` coefficient channels synthesises
-        from a unit coefficient: the weight that makes a sum of squared coefficient errors
-        approximate the squared pixel error (exact for an orthogonal wavelet, where it is 1;
-        CDF 9/7 gives 0.58 to 1.38, and its cross-terms are neglected)."""
-        bands = 4 ** self.levels  # every image channel has the same sub-bands
-        if channels % bands:
-            raise ValueError(f"channel count must be a multiple of {bands}, got {channels}")
-        side = 16  # coefficients a side: 16 * 2**J pixels, wider than any basis function
-        impulses = torch.zeros(bands, bands, side, side, dtype=self.synthesis_kernel.dtype,
-                               device=self.synthesis_kernel.device)
-        impulses[torch.arange(bands), torch.arange(bands), side // 2, side // 2] = 1
-        return self.synthesis(impulses).pow(2).flatten(1).sum(1).repeat(channels // bands)
-
 
 def _periodic_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     """Periodic padding of the last two dims; handles pads longer than the signal."""
