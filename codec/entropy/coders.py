@@ -1,13 +1,17 @@
 """Coder backends, chosen by name and recorded in every file by their id.
 
 A backend turns integer symbols, their table indexes and :class:`~codec.entropy.tables.EntropyTables`
-into bytes and back. ``cpu`` is our C++ range coder (:mod:`codec.entropy.rangecoder`,
-docs/rangecoder.md); a backend that writes other bytes (a GPU coder, say) gets a new id in
+into bytes and back, as one stream or as independent substreams (consecutive slices of the
+values, ``bounds`` from :mod:`codec.entropy.substreams`). ``cpu`` is our C++ range coder
+(:mod:`codec.entropy.rangecoder`, docs/rangecoder.md), which codes substreams on several
+threads (:func:`coder_threads`); a backend that writes other bytes (a GPU coder, say) gets a new id in
 the format's table (:data:`codec.bitstream.CODERS`) and registers under that name with
 :func:`register_coder`, so a decoder always knows which coder wrote a file.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +21,14 @@ from codec.entropy.tables import EntropyTables
 
 #: The coder new files are written with.
 DEFAULT_CODER = "cpu"
+#: Most threads the ``cpu`` backend codes one latent's substreams on. The bytes never depend
+#: on the thread count; this only bounds how many cores one call takes.
+MAX_CODER_THREADS = 4
+
+
+def coder_threads(substreams: int) -> int:
+    """Threads for coding ``substreams`` substreams: ``min(os.cpu_count(), substreams, MAX_CODER_THREADS)``, at least 1."""
+    return max(1, min(os.cpu_count() or 1, substreams, MAX_CODER_THREADS))
 
 
 class Coder(Protocol):
@@ -33,6 +45,18 @@ class Coder(Protocol):
 
     def decode(self, data: bytes, indexes: np.ndarray, tables: EntropyTables) -> np.ndarray:
         """Decode ``len(indexes)`` int32 values; ValueError for corrupt or truncated data."""
+        ...
+
+    def encode_substreams(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables,
+                          bounds: np.ndarray, threads: int | None = None) -> list[bytes]:
+        """Code ``symbols[bounds[j]:bounds[j+1]]`` as substream ``j``, each one what :meth:`encode`
+        writes for its slice; ``threads`` (None: :func:`coder_threads`) never changes the bytes."""
+        ...
+
+    def decode_substreams(self, strings: Sequence[bytes], indexes: np.ndarray, tables: EntropyTables,
+                          bounds: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Decode what :meth:`encode_substreams` wrote: ``len(indexes)`` int32 values; ValueError
+        naming the lowest-numbered corrupt substream, or if ``len(strings) != len(bounds) - 1``."""
         ...
 
 
@@ -65,7 +89,8 @@ def coder_name(coder_id: int) -> str | None:
 
 @register_coder
 class CpuRangeCoder:
-    """Our C++ multi-symbol range coder on the CPU (GIL released while coding)."""
+    """Our C++ multi-symbol range coder on the CPU (GIL released while coding; substreams on
+    several threads)."""
 
     name = "cpu"
     id = bitstream.coder_id("cpu")
@@ -79,3 +104,19 @@ class CpuRangeCoder:
         from codec.entropy import rangecoder
 
         return rangecoder.decode(data, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets)
+
+    def encode_substreams(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables,
+                          bounds: np.ndarray, threads: int | None = None) -> list[bytes]:
+        from codec.entropy import rangecoder
+
+        threads = coder_threads(len(bounds) - 1) if threads is None else threads
+        return rangecoder.encode_substreams(symbols, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets,
+                                            bounds, threads)
+
+    def decode_substreams(self, strings: Sequence[bytes], indexes: np.ndarray, tables: EntropyTables,
+                          bounds: np.ndarray, threads: int | None = None) -> np.ndarray:
+        from codec.entropy import rangecoder
+
+        threads = coder_threads(len(bounds) - 1) if threads is None else threads
+        return rangecoder.decode_substreams(strings, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets,
+                                            bounds, threads)

@@ -20,15 +20,18 @@ importing it runs ``codec/entropy/__init__.py``, which imports compressai's entr
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
 
-__all__ = ["SUBSTREAM_SYMBOLS", "substream_count", "substream_rows"]
+__all__ = ["SUBSTREAM_SYMBOLS", "latent_bounds", "substream_count", "substream_rows"]
 
-#: Default target number of values per substream. With it, a 4K image's latents of the
-#: shipped walloc (48 x 270 x 480) make 94 substreams and a Kodak image's (48 x 64 x 96)
-#: 4; the measured cost is in docs/rangecoder.md ("Parallel substreams").
+#: Target number of values per substream: a constant of format version 2 (docs/bitstream.md,
+#: "Substreams"): the ``y`` section of a file is valid only when split with it, so changing
+#: it needs a new format version. With it, a 4K image's latents of the shipped walloc
+#: (48 x 270 x 480) make 94 substreams and a Kodak image's (48 x 64 x 96) 4; the measured
+#: cost is in docs/rangecoder.md ("Parallel substreams").
 SUBSTREAM_SYMBOLS = 65536
 
 
@@ -62,3 +65,12 @@ def substream_rows(channels: int, height: int, width: int, target_symbols: int =
     s = substream_count(channels, height, width, target_symbols)
     rows = int(channels) * int(height)
     return (np.arange(s + 1, dtype=np.int64) * rows // s) * int(width)
+
+
+def latent_bounds(shape: tuple[int, ...], target_symbols: int = SUBSTREAM_SYMBOLS) -> np.ndarray:
+    """:func:`substream_rows` of a latent of any rank >= 1: its last axis is the row, every
+    leading axis counts rows (``(C, H, W)`` gives ``substream_rows(C, H, W)``)."""
+    if len(shape) < 1:
+        raise ValueError("a latent needs at least one axis")
+    *leading, height, width = [1, *shape] if len(shape) == 1 else shape
+    return substream_rows(math.prod(_size(n, "shape") for n in leading), height, width, target_symbols)

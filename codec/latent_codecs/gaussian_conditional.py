@@ -1,14 +1,23 @@
-"""Conditional Gaussian: compressai's ``GaussianConditional`` as a latent codec, given scales and means."""
+"""Conditional Gaussian: compressai's ``GaussianConditional`` as a latent codec, given scales and means.
+
+Each image's latent is coded as the independent substreams of the format's split rule
+(:func:`codec.entropy.substreams.latent_bounds`: whole rows, from the shape alone), on
+several threads of the coder backend; a latent of up to ``SUBSTREAM_SYMBOLS`` values is one
+substream, byte-identical to a single stream. The decoder accepts exactly that split.
+"""
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
-from codec.entropy import DEFAULT_CODER, decode_gaussian, encode_gaussian, entropy_tables  # first: imports compressai lean
+from codec.entropy import DEFAULT_CODER, entropy_tables, get_coder  # first: imports compressai lean
+from codec.entropy.compressai_models import scale_indexes
+from codec.entropy.substreams import latent_bounds
 from compressai.entropy_models import GaussianConditional  # noqa: I001
-from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape, single_substreams
+from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape
 
 
 def scale_table() -> torch.Tensor:
@@ -22,12 +31,18 @@ def scale_table() -> torch.Tensor:
 
 class GaussianConditionalLatentCodec(LatentCodec):
     """Codes ``y`` under N(means, scales), quantised around the means, as stream ``name``,
-    with the coder backend named ``coder``."""
+    with the coder backend named ``coder``. ``compress``/``decompress`` take float
+    ``(scales, means)``; ``compress_indexed``/``decompress_indexed`` take the table index of
+    every latent instead of its scale (integer entropy parameters). Every image's stream is
+    the substreams of :func:`~codec.entropy.substreams.latent_bounds`, coded on ``threads``
+    threads (None: the backend's choice); the bytes do not depend on ``threads``."""
 
-    def __init__(self, gaussian_conditional: GaussianConditional, name: str = "y", coder: str = DEFAULT_CODER) -> None:
+    def __init__(self, gaussian_conditional: GaussianConditional, name: str = "y", coder: str = DEFAULT_CODER,
+                 threads: int | None = None) -> None:
         self.gaussian_conditional = gaussian_conditional
         self.name = name
         self.coder = coder
+        self.threads = threads
 
     def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Likelihoods with additive noise; ``y_hat`` rounded around the means (straight-through
@@ -40,18 +55,49 @@ class GaussianConditionalLatentCodec(LatentCodec):
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
-        strings = encode_gaussian(self.gaussian_conditional, y, scales, means, self.coder)
+        return self.compress_indexed(y, scale_indexes(self.gaussian_conditional, scales), means)
+
+    def compress_indexed(self, y: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> dict[str, Any]:
+        """:meth:`compress` with the table index of every latent given."""
+        backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
+        shape = tuple(y.shape[1:])
+        bounds = latent_bounds(shape)
+        symbols = _per_image(self.gaussian_conditional.quantize(y, "symbols", means))
+        strings = [backend.encode_substreams(s, i, tables, bounds, self.threads) for s, i in zip(symbols, _per_image(indexes))]
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
-        return {"strings": {self.name: [[s] for s in strings]}, "shapes": {self.name: tuple(y.shape[1:])}, "y_hat": y_hat}
+        return {"strings": {self.name: strings}, "shapes": {self.name: shape}, "y_hat": y_hat}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
-        if check_shape(shapes, self.name, scales.dim() - 1) != tuple(scales.shape[1:]):
-            raise ValueError(f"stream {self.name!r} has shape {shapes[self.name]}, its parameters {tuple(scales.shape[1:])}")
-        return {"y_hat": decode_gaussian(self.gaussian_conditional, single_substreams(strings, self.name), scales, means,
-                                          self.coder)}
+        return self.decompress_indexed(strings, shapes, scale_indexes(self.gaussian_conditional, scales), means)
+
+    def decompress_indexed(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor,
+                           means: torch.Tensor) -> dict[str, Any]:
+        """:meth:`decompress` with the table index of every latent given."""
+        shape = check_shape(shapes, self.name, indexes.dim() - 1)
+        if shape != tuple(indexes.shape[1:]):
+            raise ValueError(f"stream {self.name!r} has shape {shapes[self.name]}, its parameters {tuple(indexes.shape[1:])}")
+        if self.name not in strings:
+            raise ValueError(f"stream {self.name!r} is missing")
+        images = strings[self.name]
+        if len(images) != indexes.shape[0]:
+            raise ValueError(f"stream {self.name!r} has {len(images)} images, its parameters {indexes.shape[0]}")
+        bounds = latent_bounds(shape)
+        for substreams in images:  # the only valid split: checked before any decoding
+            if len(substreams) != len(bounds) - 1:
+                raise ValueError(f"stream {self.name!r} of shape {shape} must be {len(bounds) - 1} substreams "
+                                 f"(the format's split rule), got {len(substreams)}")
+        backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
+        symbols = np.stack([backend.decode_substreams(substreams, i, tables, bounds, self.threads)
+                            for substreams, i in zip(images, _per_image(indexes))])
+        return {"y_hat": torch.from_numpy(symbols).reshape(indexes.shape).to(means.device, means.dtype) + means}
 
     def update(self, force: bool = False) -> bool:
         updated = self.gaussian_conditional.update_scale_table(scale_table(), force=force)
         entropy_tables(self.gaussian_conditional)  # converted and validated now, once
         return updated
+
+
+def _per_image(values: torch.Tensor) -> np.ndarray:
+    """``values`` [B, ...] as a C-contiguous int32 array [B, n]: one row per image, in element order."""
+    return np.ascontiguousarray(values.to(torch.int32).cpu().numpy().reshape(values.shape[0], -1))
