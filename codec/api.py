@@ -10,7 +10,7 @@ import os
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from codec import bitstream, zoo
 from codec.entropy import DEFAULT_CODER, get_coder
 from codec.errors import BitstreamError, CodecError, InputError
 from codec.image_io import load_image
+from codec.latent_codecs.gaussian_conditional import version_1_streams
 from codec.models import ARCHITECTURES, VariableRateModel
 
 if TYPE_CHECKING:
@@ -226,7 +227,8 @@ def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[
     coder = bitstream.CODERS[header.coder]
     try:
         with memory_errors("decode", header.width, header.height), \
-                reproducible_threads(next(net.parameters()).device), torch.inference_mode():
+                reproducible_threads(next(net.parameters()).device), torch.inference_mode(), \
+                version_1_streams() if header.version == 1 else nullcontext():  # y: one stream, any size
             x_hat = net.decompress(strings, shapes, header.quality, coder=coder)["x_hat"]
     except ValueError as err:
         raise BitstreamError(f"corrupt payload: {err}") from None

@@ -1,19 +1,24 @@
 """The y latents as the format's parallel substreams (docs/bitstream.md, "Substreams"): the
 split of the row rule with the fixed target, coded on several threads with the same bytes,
 and only that split accepted by the decoder."""
+import inspect
+import math
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import codec
-from codec import bitstream
+from codec import api, bitstream
 from codec.bitstream import Section
 from codec.cli.roundtrip import sample_image
 from codec.entropy import coders, rangecoder
 from codec.entropy.substreams import SUBSTREAM_SYMBOLS, latent_bounds, substream_rows
 from codec.errors import BitstreamError
-from codec.latent_codecs import GaussianConditionalLatentCodec
+from codec.latent_codecs import GaussianConditionalLatentCodec, gaussian_conditional
 from codec.models.weights import build_model
 from conftest import TINY_WALLOC
 
@@ -119,3 +124,35 @@ def test_another_substream_count_or_a_corrupt_substream_is_refused(coded):
         with pytest.raises(BitstreamError, match=f"corrupt payload: .*{message}"):
             codec.decode(data)
     assert codec.decode(_repacked(coded, list)).size == (768, 512)  # the same split repacked decodes
+
+
+def _version_1(data: bytes) -> bytes:
+    """The same header and streams as a version 1 file (docs/bitstream.md, "Version 1")."""
+    h, sections = bitstream.unpack(data)
+    name = h.model.encode()
+    head = bitstream.MAGIC + struct.pack("<BBB", 1, h.flags, len(name)) + name + h.weights_hash
+    head += struct.pack("<fIIHHB", h.quality, h.width, h.height, h.pad_right, h.pad_bottom, len(sections))
+    head += b"".join(bitstream._leb128(len(s.payload)) for s in sections)
+    payload = b"".join(s.payload for s in sections)
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+def test_version_1_files_keep_one_y_stream_of_any_size(kodak_sized, monkeypatch):
+    """Version 1 files coded y as one stream whatever its size: they still decode, to the pixels
+    of today's file of the same image; in a version 2 file one stream is refused."""
+    x = torch.from_numpy(kodak_sized).permute(2, 0, 1)[None].float() / 255
+    # Version 1 files have float entropy parameters (an option only where integer ones exist).
+    options = {"integer_parameters": False} if "integer_parameters" in inspect.signature(api.encode_tensor).parameters \
+        else {}
+    split = api.encode_tensor(x, "walloc", 2.0, **options)[0]
+    one_stream = lambda shape: np.array([0, math.prod(shape)])  # noqa: E731
+    monkeypatch.setattr(gaussian_conditional, "latent_bounds", one_stream)
+    single = api.encode_tensor(x, "walloc", 2.0, **options)[0]
+    monkeypatch.undo()
+    assert [len(s.substreams) for s in bitstream.unpack(single)[1]] == [1, 1]
+    assert [len(s.substreams) for s in bitstream.unpack(split)[1]] == [1, 4]
+    v1 = _version_1(single)
+    assert bitstream.unpack(v1)[0].version == 1
+    assert np.array_equal(np.asarray(codec.decode(v1)), np.asarray(codec.decode(split)))
+    with pytest.raises(BitstreamError, match="must be 4 substreams"):
+        codec.decode(single)

@@ -2,12 +2,17 @@
 
 Each image's latent is coded as the independent substreams of the format's split rule
 (:func:`codec.entropy.substreams.latent_bounds`: whole rows, from the shape alone), on
-several threads of the coder backend; a latent of up to ``SUBSTREAM_SYMBOLS`` values is one
-substream, byte-identical to a single stream. The decoder accepts exactly that split.
+several threads of the coder backend; a latent of fewer than ``2 * SUBSTREAM_SYMBOLS``
+values is one substream, byte-identical to a single stream. The decoder accepts exactly that
+split, except inside :func:`version_1_streams`: version 1 files coded ``y`` as one stream
+whatever its size.
 """
 from __future__ import annotations
 
+import contextvars
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,6 +23,21 @@ from codec.entropy.compressai_models import scale_indexes
 from codec.entropy.substreams import latent_bounds
 from compressai.entropy_models import GaussianConditional  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape
+
+
+_single_streams = contextvars.ContextVar("single_streams", default=False)
+
+
+@contextmanager
+def version_1_streams() -> Iterator[None]:
+    """Decode, in this context, every image's stream as one substream whatever its shape, as
+    version 1 files wrote it (docs/bitstream.md, "Version 1"); outside it only the split of
+    the format's rule is accepted."""
+    token = _single_streams.set(True)
+    try:
+        yield
+    finally:
+        _single_streams.reset(token)
 
 
 def scale_table() -> torch.Tensor:
@@ -82,7 +102,7 @@ class GaussianConditionalLatentCodec(LatentCodec):
         images = strings[self.name]
         if len(images) != indexes.shape[0]:
             raise ValueError(f"stream {self.name!r} has {len(images)} images, its parameters {indexes.shape[0]}")
-        bounds = latent_bounds(shape)
+        bounds = np.array([0, math.prod(shape)]) if _single_streams.get() else latent_bounds(shape)
         for substreams in images:  # the only valid split: checked before any decoding
             if len(substreams) != len(bounds) - 1:
                 raise ValueError(f"stream {self.name!r} of shape {shape} must be {len(bounds) - 1} substreams "
