@@ -105,12 +105,15 @@ def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
 
 def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", quality: float | None = None,
                   device: str = "cpu", grayscale: bool = False, effort: int = 0, progress: bool = False,
-                  coder: str = DEFAULT_CODER) -> list[bytes]:
+                  coder: str = DEFAULT_CODER, integer_parameters: bool | None = None) -> list[bytes]:
     """Encode a batch ``[B, 3, H, W]`` with values in [0, 1] (rounded to 8 bits) into B files.
 
     ``effort`` above 0 refines each image's latents before coding (see ``docs/effort.md``):
     smaller files for the same quality, at more encoding time; ``progress`` shows a bar on
     standard error while it runs. ``coder`` names the coder backend (recorded in the files).
+    ``integer_parameters``: compute the entropy parameters with the model's exact integer
+    hyper-synthesis, so the files decode alike on every machine (None: the model's default,
+    True for ``walloc``; False writes files as before it, e.g. to measure what it costs).
     """
     from codec.encoding import effort as effort_levels, refine
 
@@ -124,9 +127,10 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     schedule = effort_levels.schedule_for(effort)
     net = resolve_model(model, device)
     quality = _quality(net, quality)
+    integer = net.integer_parameters if integer_parameters is None else bool(integer_parameters)
     height, width = x.shape[-2:]
-    header = bitstream.Header(net.name, net.weights_hash, quality, width, height,
-                              flags=bitstream.FLAG_GRAYSCALE if grayscale else 0, coder=coder_id)
+    flags = (bitstream.FLAG_GRAYSCALE if grayscale else 0) | (bitstream.FLAG_INTEGER_PARAMETERS if integer else 0)
+    header = bitstream.Header(net.name, net.weights_hash, quality, width, height, flags=flags, coder=coder_id)
     try:
         bitstream.validate_header(header)
     except ValueError as err:
@@ -140,7 +144,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
         if schedule is not None:
             y, z = refine.refine_latents(net, x, y, z, quality, schedule, height, width, progress=progress)
         with torch.inference_mode():
-            out = net.compress_latents(y, z, coder=coder)
+            out = net.compress_latents(y, z, coder=coder, integer=integer)
     return [bitstream.pack(header, [bitstream.Section(name, out["shapes"][name], streams[i])
                                     for name, streams in out["strings"].items()])
             for i in range(len(x))]
@@ -229,7 +233,8 @@ def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[
         with memory_errors("decode", header.width, header.height), \
                 reproducible_threads(next(net.parameters()).device), torch.inference_mode(), \
                 version_1_streams() if header.version == 1 else nullcontext():  # y: one stream, any size
-            x_hat = net.decompress(strings, shapes, header.quality, coder=coder)["x_hat"]
+            x_hat = net.decompress(strings, shapes, header.quality, coder=coder,
+                                   integer=header.integer_parameters)["x_hat"]
     except ValueError as err:
         raise BitstreamError(f"corrupt payload: {err}") from None
     x_hat = x_hat[..., : header.height, : header.width].clamp(0, 1)
@@ -249,7 +254,8 @@ def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | Va
     out: list[torch.Tensor | None] = [None] * len(parsed)
     groups: dict[tuple, list[int]] = {}
     for i, (h, _) in enumerate(parsed):
-        groups.setdefault((h.model, h.weights_hash, h.quality, h.pad_right, h.pad_bottom, h.coder), []).append(i)
+        groups.setdefault((h.model, h.weights_hash, h.quality, h.pad_right, h.pad_bottom, h.coder,
+                           h.integer_parameters), []).append(i)
     for members in groups.values():
         header = parsed[members[0]][0]
         net = _model_for(header, model, device)

@@ -4,7 +4,8 @@ Version 2 layout (all integers little-endian; docs/bitstream.md has the full tab
 
     magic         4 bytes  b"\\x89LIC"
     version       u8       FORMAT_VERSION (2)
-    flags         u8       bit 0: the input was grayscale (decode returns mode "L")
+    flags         u8       bit 0: the input was grayscale (decode returns mode "L");
+                           bit 1: integer entropy parameters (version 2 only)
     name length   u8       n, 1..32
     model name    n bytes  printable ASCII
     weights hash  8 bytes  first 8 bytes of the SHA-256 of the weights file
@@ -48,7 +49,10 @@ MAX_RANK = 4
 MAX_LATENT_VALUES = 1 << 28
 MAX_SUBSTREAMS = 1 << 16
 FLAG_GRAYSCALE = 1
-_KNOWN_FLAGS = FLAG_GRAYSCALE
+#: The table indexes and means of ``y`` come from the exact integer form of the model's
+#: hyper-synthesis (codec.latent_codecs.integer_parameters), not from its float one.
+FLAG_INTEGER_PARAMETERS = 2
+_KNOWN_FLAGS = FLAG_GRAYSCALE | FLAG_INTEGER_PARAMETERS
 #: Coder ids a file may name -> the coder backend (codec.entropy.coders) that reads them.
 CODERS = {0: "cpu"}
 #: Names of the two sections of a version 1 file, in file order.
@@ -91,6 +95,11 @@ class Header:
     @property
     def grayscale(self) -> bool:
         return bool(self.flags & FLAG_GRAYSCALE)
+
+    @property
+    def integer_parameters(self) -> bool:
+        """Whether the file's entropy parameters come from the integer hyper-synthesis."""
+        return bool(self.flags & FLAG_INTEGER_PARAMETERS)
 
     @property
     def coder_name(self) -> str:
@@ -136,6 +145,8 @@ def validate_header(header: Header) -> None:
         raise ValueError(f"quality must be finite, got {header.quality}")
     if header.flags & ~_KNOWN_FLAGS or not 0 <= header.flags < 256:
         raise ValueError(f"unknown flags {header.flags:#x}")
+    if header.version < 2 and header.flags & FLAG_INTEGER_PARAMETERS:
+        raise ValueError("integer entropy parameters need format version 2")
     if header.coder not in CODERS:
         raise ValueError(f"unknown coder id {header.coder}")
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import codec
-from codec import bitstream
+from codec import api, bitstream
 from codec.cli.roundtrip import sample_image
 from codec.entropy import rangecoder
 from codec.zoo import WEIGHTS_DIR
@@ -52,14 +53,24 @@ def test_fixture_decodes_to_the_pinned_pixels(name):
 
 @pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
 def test_encoder_writes_the_fixture_streams(name):
-    """Same image, weights and quality: the same entropy-coded bytes as when the fixture was
-    written (the whole file too while the format version is the same)."""
+    """Same image, weights, quality and entropy parameters (float or integer): the same
+    entropy-coded bytes as when the fixture was written (the whole file too while the format
+    version is the same)."""
     entry = MANIFEST["files"][name]
     fixture = (EXPECTED / name).read_bytes()
-    data = codec.encode(_crop(), model=str(WEIGHTS_DIR / entry["weights"]), quality=entry["quality"])
+    integer = entry.get("integer_parameters", False)
+    assert bitstream.unpack(fixture)[0].integer_parameters == integer
+    x = torch.from_numpy(_crop()).permute(2, 0, 1)[None].float() / 255
+    data = api.encode_tensor(x, model=str(WEIGHTS_DIR / entry["weights"]), quality=entry["quality"],
+                             integer_parameters=integer)[0]
     assert _streams(data) == _streams(fixture)
     if entry["version"] == bitstream.FORMAT_VERSION:
         assert data == fixture
+
+
+def test_new_files_of_walloc_have_an_integer_parameters_fixture():
+    assert any(entry["weights"] == "walloc.safetensors" and entry.get("integer_parameters")
+               and entry["version"] == bitstream.FORMAT_VERSION for entry in MANIFEST["files"].values())
 
 
 def test_range_coder_bytes_are_pinned():

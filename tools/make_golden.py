@@ -3,7 +3,8 @@
 
 For every shipped weights file named in :data:`MODELS`, encodes a fixed 96x64 crop of the
 bundled sample photograph with today's format and writes ``tests/expected/NAME_vN.bin``
-(``N`` the format version this code writes), then records in ``tests/expected/golden.json``
+(``N`` the format version this code writes; ``NAME_vN_int.bin`` for a model whose new files
+use integer entropy parameters), then records in ``tests/expected/golden.json``
 its SHA-256 and the SHA-256 of the pixels it decodes to. It also pins the bytes the range
 coder writes for a fixed symbol/index/table input.
 
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 import codec
+import codec.api
 from codec import bitstream
 from codec.cli.roundtrip import sample_image
 from codec.entropy import rangecoder
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     files = manifest.setdefault("files", {})
     image = crop_image()
     for stem, weights, quality in MODELS:
-        name = f"{stem}_v{bitstream.FORMAT_VERSION}.bin"
+        integer = codec.api.resolve_model(str(WEIGHTS_DIR / weights)).integer_parameters
+        name = f"{stem}_v{bitstream.FORMAT_VERSION}{'_int' if integer else ''}.bin"
         path = EXPECTED / name
         if path.exists() and not args.force:
             print(f"{name}: exists, kept")
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         data = codec.encode(image, model=str(WEIGHTS_DIR / weights), quality=quality)
         path.write_bytes(data)
         files[name] = {"weights": weights, "quality": quality, "version": bitstream.FORMAT_VERSION,
-                       "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
+                       "integer_parameters": integer, "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
         print(f"{name}: {len(data)} bytes written")
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return 0

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         ("image size", f"{header.width}x{header.height}{' grayscale' if header.grayscale else ' RGB'}"),
         ("padding", f"right {header.pad_right}, bottom {header.pad_bottom}"),
         ("coder", f"{printable(header.coder_name)} (id {header.coder})"),
+        ("entropy parameters", "integer (exact)" if header.integer_parameters else "float"),
         *((f"section {printable(s.name)}", describe_section(s)) for s in sections),
         ("header", f"{len(data) - sum(header.section_lengths)} bytes"),
         ("bpp", f"{len(data) * 8 / pixels:.4f}"),

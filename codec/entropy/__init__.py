@@ -94,12 +94,14 @@ with warnings.catch_warnings():
 
 from codec.entropy.coders import DEFAULT_CODER, coder_name, get_coder  # noqa: E402
 from codec.entropy.compressai_models import (  # noqa: E402
+    bottleneck_values,
     decode_bottleneck,
+    decode_bottleneck_symbols,
     decode_gaussian,
     encode_bottleneck,
     encode_gaussian,
     entropy_tables,
 )
 
-__all__ = ["DEFAULT_CODER", "coder_name", "decode_bottleneck", "decode_gaussian", "encode_bottleneck",
-           "encode_gaussian", "entropy_tables", "get_coder"]
+__all__ = ["DEFAULT_CODER", "bottleneck_values", "coder_name", "decode_bottleneck", "decode_bottleneck_symbols",
+           "decode_gaussian", "encode_bottleneck", "encode_gaussian", "entropy_tables", "get_coder"]

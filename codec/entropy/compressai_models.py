@@ -100,13 +100,23 @@ def encode_bottleneck(model: EntropyBottleneck, z: torch.Tensor, coder: str = DE
     return _encode(model, symbols, model._build_indexes(z.size()), coder)
 
 
+def decode_bottleneck_symbols(model: EntropyBottleneck, strings: list[bytes], size: tuple[int, int],
+                              coder: str = DEFAULT_CODER) -> torch.Tensor:
+    """The int32 symbols [B, C, *size] that :func:`encode_bottleneck` coded (``z_hat`` less the medians)."""
+    shape = torch.Size((len(strings), len(entropy_tables(model)), *size))
+    return _decode(model, strings, model._build_indexes(shape), coder)
+
+
+def bottleneck_values(model: EntropyBottleneck, symbols: torch.Tensor) -> torch.Tensor:
+    """``z_hat`` of decoded bottleneck symbols: the symbols plus the channel medians."""
+    medians = _bottleneck_medians(model, symbols.shape)
+    return symbols.to(medians.device, medians.dtype) + medians
+
+
 def decode_bottleneck(model: EntropyBottleneck, strings: list[bytes], size: tuple[int, int],
                       coder: str = DEFAULT_CODER) -> torch.Tensor:
     """Decode what :func:`encode_bottleneck` wrote; returns ``z_hat`` [B, C, *size]."""
-    shape = torch.Size((len(strings), len(entropy_tables(model)), *size))
-    symbols = _decode(model, strings, model._build_indexes(shape), coder)
-    medians = _bottleneck_medians(model, shape)
-    return symbols.to(medians.device, medians.dtype) + medians
+    return bottleneck_values(model, decode_bottleneck_symbols(model, strings, size, coder))
 
 
 def scale_indexes(model: GaussianConditional, scales: torch.Tensor) -> torch.Tensor:

@@ -5,14 +5,22 @@ from typing import Any
 
 import torch
 
-from codec.entropy import DEFAULT_CODER, decode_bottleneck, encode_bottleneck, entropy_tables  # first: imports compressai lean
+from codec.entropy import (  # first: imports compressai lean
+    DEFAULT_CODER,
+    bottleneck_values,
+    decode_bottleneck_symbols,
+    encode_bottleneck,
+    entropy_tables,
+)
 from compressai.entropy_models import EntropyBottleneck  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape, single_substreams
 
 
 class EntropyBottleneckLatentCodec(LatentCodec):
     """Codes a latent ``[B, C, h, w]`` with one learned density per channel, as stream ``name``,
-    with the coder backend named ``coder``."""
+    with the coder backend named ``coder``. ``compress`` and ``decompress`` also return the
+    coded int32 ``symbols`` (``y_hat`` less the channel medians): the exact input of integer
+    entropy parameters (:mod:`codec.latent_codecs.integer_parameters`)."""
 
     def __init__(self, entropy_bottleneck: EntropyBottleneck, name: str = "z", coder: str = DEFAULT_CODER) -> None:
         self.entropy_bottleneck = entropy_bottleneck
@@ -28,15 +36,17 @@ class EntropyBottleneckLatentCodec(LatentCodec):
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         strings = encode_bottleneck(self.entropy_bottleneck, y, self.coder)
         shape = tuple(y.shape[1:])
-        y_hat = decode_bottleneck(self.entropy_bottleneck, strings, shape[1:], self.coder)
-        return {"strings": {self.name: [[s] for s in strings]}, "shapes": {self.name: shape}, "y_hat": y_hat}
+        symbols = decode_bottleneck_symbols(self.entropy_bottleneck, strings, shape[1:], self.coder)
+        return {"strings": {self.name: [[s] for s in strings]}, "shapes": {self.name: shape},
+                "y_hat": bottleneck_values(self.entropy_bottleneck, symbols), "symbols": symbols}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         channels, height, width = check_shape(shapes, self.name, 3)
         if channels != self.entropy_bottleneck.channels:
             raise ValueError(f"stream {self.name!r} has {channels} channels, the model {self.entropy_bottleneck.channels}")
-        y_hat = decode_bottleneck(self.entropy_bottleneck, single_substreams(strings, self.name), (height, width), self.coder)
-        return {"y_hat": y_hat}
+        symbols = decode_bottleneck_symbols(self.entropy_bottleneck, single_substreams(strings, self.name),
+                                            (height, width), self.coder)
+        return {"y_hat": bottleneck_values(self.entropy_bottleneck, symbols), "symbols": symbols}
 
     def update(self, force: bool = False) -> bool:
         updated = self.entropy_bottleneck.update(force=force)

@@ -4,9 +4,15 @@
 
     y --h_a--> z --[hyper codec: stream "z"]--> z_hat --h_s--> (scales, means)
     y ------------[latent codec, given (scales, means): stream "y"]----------> y_hat
+
+With integer entropy parameters (``integer`` given), ``compress`` and ``decompress`` take the
+table indexes and means of ``y`` from an exact integer form of ``h_s`` evaluated on the
+decoded symbols of ``z`` (:mod:`codec.latent_codecs.integer_parameters`), so they are the
+same on every machine; training (``forward``) always uses the float ``h_s``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,10 +29,13 @@ class HyperpriorLatentCodec(LatentCodec):
     """
 
     def __init__(self, h_a: nn.Module, h_s: nn.Module, hyper: LatentCodec, latent: LatentCodec,
-                 downsampling: int = 4) -> None:
+                 downsampling: int = 4,
+                 integer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         self.h_a, self.h_s = h_a, h_s
         self.hyper, self.latent = hyper, latent
         self.downsampling = downsampling
+        #: Maps the int32 symbols of ``z`` to the exact (table indexes, means) of ``y``; None: float ``h_s``.
+        self.integer = integer
 
     def hyper_latents(self, y: torch.Tensor) -> torch.Tensor:
         """``z = h_a(y)``, before quantisation."""
@@ -53,14 +62,19 @@ class HyperpriorLatentCodec(LatentCodec):
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""
         z = params[0] if params else self.h_a(y)
         hyper_out = self.hyper.compress(z)
-        y_out = self.latent.compress(y, *self.parameters(hyper_out["y_hat"].to(y.device)))
+        if self.integer is not None:
+            y_out = self.latent.compress_indexed(y, *self.integer(hyper_out["symbols"].to(y.device)))
+        else:
+            y_out = self.latent.compress(y, *self.parameters(hyper_out["y_hat"].to(y.device)))
         return {"strings": {**hyper_out["strings"], **y_out["strings"]},
                 "shapes": {**hyper_out["shapes"], **y_out["shapes"]}, "y_hat": y_out["y_hat"]}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         device = next(self.h_s.parameters()).device
-        z_hat = self.hyper.decompress(strings, shapes)["y_hat"].to(device)
-        return self.latent.decompress(strings, shapes, *self.parameters(z_hat))
+        hyper_out = self.hyper.decompress(strings, shapes)
+        if self.integer is not None:
+            return self.latent.decompress_indexed(strings, shapes, *self.integer(hyper_out["symbols"].to(device)))
+        return self.latent.decompress(strings, shapes, *self.parameters(hyper_out["y_hat"].to(device)))
 
     def update(self, force: bool = False) -> bool:
         updated = self.hyper.update(force=force)

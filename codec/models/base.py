@@ -7,6 +7,12 @@ codecs (:mod:`codec.latent_codecs`) that code ``y``: a hyperprior of compressai'
 ``EntropyBottleneck`` for z and ``GaussianConditional`` for y. It owns the names and order
 of the streams of its files (:attr:`VariableRateModel.stream_names`); the training loss is
 in :mod:`codec.training.loss`.
+
+Entropy parameters: training uses the float ``h_s``; coding uses either the float ``h_s``
+(files of the retired models and files written before integer parameters) or its exact
+integer form (:mod:`codec.latent_codecs.integer_parameters`), derived from the float weights
+when first needed. :attr:`VariableRateModel.integer_parameters` says which new files use; a
+file's header says which it was written with (docs/bitstream.md).
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from codec.latent_codecs import (
     Strings,
 )
 from codec.latent_codecs.gaussian_conditional import scale_table  # noqa: F401 - also imported from here
+from codec.latent_codecs.integer_parameters import derive_integer_parameters
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from codec.models.gain import GainUnits, interpolate_levels
 
@@ -39,6 +46,8 @@ class VariableRateModel(nn.Module):
 
     #: Input height and width must be multiples of this (total down-sampling to z).
     pad_multiple: int = 64
+    #: Whether new files of this model use integer entropy parameters (the same on every machine).
+    integer_parameters: bool = False
 
     def __init__(self, latent_channels: int, hyper_channels: int, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS) -> None:
         super().__init__()
@@ -56,35 +65,42 @@ class VariableRateModel(nn.Module):
     h_a: nn.Module
     h_s: nn.Module
 
-    def build_latent_codec(self, coder: str = DEFAULT_CODER) -> HyperpriorLatentCodec:
+    def build_latent_codec(self, coder: str = DEFAULT_CODER, integer: bool | None = None) -> HyperpriorLatentCodec:
         """The latent codecs that code ``y`` with the coder backend ``coder``, composed over
-        this model's own modules (cheap to build: the entropy tables are cached elsewhere)."""
+        this model's own modules (cheap to build: the entropy tables and the integer network
+        are cached elsewhere). ``integer``: code with integer entropy parameters (None: the
+        model's default, :attr:`integer_parameters`); ValueError if ``h_s`` has no integer form."""
+        if integer is None:
+            integer = self.integer_parameters
+        exact = derive_integer_parameters(self.h_s, self.entropy_bottleneck, self.gaussian_conditional) if integer else None
         return HyperpriorLatentCodec(self.h_a, self.h_s,
                                      EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z", coder),
-                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y", coder))
+                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y", coder),
+                                     integer=exact)
 
     @property
     def latent_codec(self) -> HyperpriorLatentCodec:
-        """:meth:`build_latent_codec` with the default coder."""
+        """:meth:`build_latent_codec` with the default coder and entropy parameters."""
         return self.build_latent_codec()
 
     @property
     def stream_names(self) -> tuple[str, ...]:
         """Names of the streams of this model's files, in file order."""
-        codec = self.latent_codec
+        codec = self.build_latent_codec(integer=False)
         return (codec.hyper.name, codec.latent.name)
 
     def latent_shapes(self, height: int, width: int) -> Shapes:
         """Per-image shape of every stream's latent for a padded image of ``height`` x ``width``."""
-        stride = self.pad_multiple // self.latent_codec.downsampling
-        return self.latent_codec.shapes((self.latent_channels, height // stride, width // stride),
+        codec = self.build_latent_codec(integer=False)
+        stride = self.pad_multiple // codec.downsampling
+        return codec.shapes((self.latent_channels, height // stride, width // stride),
                                         self.entropy_bottleneck.channels)
 
     # What compressai's CompressionModel gives its subclasses, for our two entropy models.
 
     def update(self, force: bool = False) -> bool:
         """Build the CDF tables of every entropy model; True if any was (re)built."""
-        return self.latent_codec.update(force=force)
+        return self.build_latent_codec(integer=False).update(force=force)
 
     def aux_loss(self) -> torch.Tensor:
         """The entropy bottleneck's quantile loss, trained on its own optimiser."""
@@ -108,7 +124,7 @@ class VariableRateModel(nn.Module):
 
     def _hyper_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scales, means) of ``y`` predicted from the quantised hyper-latents."""
-        return self.latent_codec.parameters(z_hat)
+        return self.build_latent_codec(integer=False).parameters(z_hat)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, Any]:
         """Training pass with additive-noise likelihoods; ``quality`` is one per sample.
@@ -116,7 +132,7 @@ class VariableRateModel(nn.Module):
         The synthesis sees rounded latents (straight-through gradient), as at test time.
         """
         y = self.g_a(x).float() * self.gains.gain(quality)
-        out = self.latent_codec(y)
+        out = self.build_latent_codec(integer=False)(y)
         x_hat = self.g_s(out["y_hat"] * self.gains.inverse_gain(quality))
         return {"x_hat": x_hat, "likelihoods": out["likelihoods"]}
 
@@ -128,31 +144,36 @@ class VariableRateModel(nn.Module):
             raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {h}x{w}")
 
     @torch.inference_mode()
-    def compress(self, x: torch.Tensor, quality: float, coder: str = DEFAULT_CODER) -> dict[str, Any]:
+    def compress(self, x: torch.Tensor, quality: float, coder: str = DEFAULT_CODER,
+                 integer: bool | None = None) -> dict[str, Any]:
         """Encode a batch [B, 3, H, W] in [0, 1] with the coder backend ``coder``:
-        ``{"strings": Strings, "shapes": Shapes}``, the streams named and ordered as :attr:`stream_names`."""
-        return self.compress_latents(*self.analyse(x, quality), coder=coder)
+        ``{"strings": Strings, "shapes": Shapes}``, the streams named and ordered as :attr:`stream_names`.
+        ``integer``: integer entropy parameters (None: :attr:`integer_parameters`)."""
+        return self.compress_latents(*self.analyse(x, quality), coder=coder, integer=integer)
 
     @torch.inference_mode()
     def analyse(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents ``y`` (gains applied) and hyper-latents ``z`` of a batch, before rounding."""
         self._check_input(x)
         y = self.g_a(x) * self.gains.gain(quality)
-        return y, self.latent_codec.hyper_latents(y)
+        return y, self.build_latent_codec(integer=False).hyper_latents(y)
 
     @torch.inference_mode()
-    def compress_latents(self, y: torch.Tensor, z: torch.Tensor, coder: str = DEFAULT_CODER) -> dict[str, Any]:
+    def compress_latents(self, y: torch.Tensor, z: torch.Tensor, coder: str = DEFAULT_CODER,
+                         integer: bool | None = None) -> dict[str, Any]:
         """Round and code given latents (e.g. refined ones) as :meth:`compress` does."""
-        out = self.build_latent_codec(coder).compress(y, z)
+        out = self.build_latent_codec(coder, integer).compress(y, z)
         return {"strings": out["strings"], "shapes": out["shapes"]}
 
     @torch.inference_mode()
-    def decompress(self, strings: Strings, shapes: Shapes, quality: float, coder: str = DEFAULT_CODER) -> dict[str, Any]:
-        """Decode what :meth:`compress` wrote; returns ``{"x_hat": [B, 3, H, W]}`` (unclamped).
+    def decompress(self, strings: Strings, shapes: Shapes, quality: float, coder: str = DEFAULT_CODER,
+                   integer: bool | None = None) -> dict[str, Any]:
+        """Decode what :meth:`compress` wrote (with the same ``integer``); returns
+        ``{"x_hat": [B, 3, H, W]}`` (unclamped).
 
         ValueError if the streams or shapes are not those of this model.
         """
         if set(strings) != set(self.stream_names) or len({len(v) for v in strings.values()}) != 1:
             raise ValueError(f"expected the streams {', '.join(self.stream_names)}, one per image, got {', '.join(strings)}")
-        y_hat = self.build_latent_codec(coder).decompress(strings, shapes)["y_hat"].to(self.gains.log_gain.device)
+        y_hat = self.build_latent_codec(coder, integer).decompress(strings, shapes)["y_hat"].to(self.gains.log_gain.device)
         return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}

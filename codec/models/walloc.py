@@ -50,6 +50,8 @@ class WaveletDecoder(nn.Module):
 class WaLLoC(VariableRateModel):
     """Wavelet packet -> linear encoder -> hyperprior -> residual decoder -> inverse WPT."""
 
+    integer_parameters = True
+
     def __init__(
         self,
         latent_channels: int = 24,

@@ -1,0 +1,235 @@
+"""Integer entropy parameters: the table index and mean of every latent, computed exactly.
+
+A float hyper-synthesis gives scales whose last bits depend on the machine, the thread count,
+the BLAS and the device; a scale near the edge of two Gaussian tables then picks another table
+at the decoder than at the encoder and the range decoder reads garbage. Following Ballé,
+Johnston & Minnen (2019), "Integer networks for data compression with latent-variable models",
+this module turns a trained hyper-synthesis (an ``nn.Sequential`` of ``Conv2d`` /
+``ConvTranspose2d`` layers with ``LeakyReLU`` between them) into an integer network whose
+output is a pure function of the decoded hyper-latent symbols, the same on every machine.
+
+The network (all constants below are part of the file format; see docs/bitstream.md):
+
+* input: ``x0 = clamp(s * 2^A + round(median * 2^A), +-L)``, ``s`` the int32 symbols of
+  the hyper-latents ``z``, ``median`` the bottleneck's per-channel medians: ``z_hat`` in fixed
+  point with ``A = ACTIVATION_BITS`` fractional bits, clamped to ``L = 2^(A + RANGE_BITS)``;
+* each layer: weights ``W = round(w * 2^F)`` and biases ``b = round(bias * 2^(F + A))``, with
+  ``F`` the largest integer ``<= WEIGHT_BITS`` for which the accumulation bound below holds
+  (derived from the float32 weights in float64: a power-of-two scaling and a round-half-even,
+  both exact, so every machine derives the same integers); the accumulator
+  ``acc = conv(W, x) + b`` is exact (below);
+* between layers: ``x = clamp(leaky((acc + 2^(F-1)) >> F), +-L)`` with
+  ``leaky(v) = v if v >= 0 else (v * round(slope * 2^S)) >> S`` with ``S = SLOPE_BITS``
+  (``>>`` an arithmetic shift: floor division by a power of two), all in int64;
+* output (``2C`` channels: scales, then means, each with ``K = F + A`` fractional bits):
+  the table index of a latent is ``max(c0, #{i < N-1 : T_i < acc})`` with the integer
+  thresholds ``T_i = floor(scale_table[i] * 2^K)`` and ``c0`` the number of table entries
+  (last excluded) below the scale bound: exactly compressai's ``build_indexes`` of the
+  lower-bounded scale ``acc / 2^K`` (``t < acc/2^K <=> floor(t * 2^K) < acc`` for an integer
+  ``acc``), with no float ``exp`` or comparison at decode time. The mean is
+  ``((acc + 2^(F-1)) >> F) / 2^A``: a dyadic rational, exact in float32 while ``|mean| < 2^(24-A)``.
+
+Why the convolutions are exact. Every convolution is computed as one matrix product per kernel
+tap (``W[:, :, ky, kx] @ x`` on a shifted or, for a transposed convolution, strided window) in
+float64, accumulated in float64, never by a transform (FFT, Winograd) algorithm, which would
+round. All operands are integers. For an output channel ``o`` the sum of the magnitudes of all
+its terms is at most ``B_o = L * sum |W[o]| + |b[o]|`` (the sum runs over the whole kernel and
+every input channel: a transposed convolution's output sums a subset of those terms). ``F`` is
+chosen so that ``max_o B_o <= 2^52``; then every partial sum, in whatever order a BLAS, a thread
+split or a GPU kernel adds the terms (fused multiply-adds included), is an integer below 2^53
+in magnitude, so every float64 operation on the way is exact and the result is the exact
+integer sum; the rest of the arithmetic is int64. With the shipped walloc the chosen ``F``
+are 20, 20 and 19, and the bounds 2^50.7, 2^52.0 and 2^51.5 (``IntegerNetwork.bounds``, tested).
+Against the float ``h_s`` the means differ by at most ~3e-4 on Kodak and about 0.02 % of the
+latents get a neighbouring table index (docs/bitstream.md has the measured rate cost).
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+#: Fractional bits of the network's activations (and of its input and the means).
+ACTIVATION_BITS = 16
+#: Activations are clamped to +-2^(ACTIVATION_BITS + RANGE_BITS) (+-1024 in real units).
+RANGE_BITS = 10
+#: Most fractional bits of the integer weights (fewer only if the accumulation bound needs it).
+WEIGHT_BITS = 20
+#: Fractional bits of the LeakyReLU slope.
+SLOPE_BITS = 30
+#: Largest accumulator bound allowed: partial sums stay below 2^53 with a rounding term to spare.
+MAX_BOUND = 2**52
+
+
+@dataclass(frozen=True)
+class IntegerLayer:
+    """One convolution of an :class:`IntegerNetwork`, with the activation that follows it."""
+
+    #: Integer weights in float64, in the float layer's layout (``[out, in, k, k]`` for a
+    #: convolution, ``[in, out, k, k]`` for a transposed one).
+    weight: torch.Tensor
+    #: Integer biases in int64, ``[out]``, with ``weight_bits + ACTIVATION_BITS`` fractional bits.
+    bias: torch.Tensor
+    weight_bits: int
+    transposed: bool
+    stride: int
+    padding: int
+    output_padding: int
+    #: LeakyReLU slope in units of 2^-SLOPE_BITS after this layer; None after the last layer.
+    slope: int | None
+    #: ``max_o B_o`` of the module docstring: the largest possible magnitude of a partial sum.
+    bound: int
+
+
+def _conv_exact(x: torch.Tensor, layer: IntegerLayer) -> torch.Tensor:
+    """``acc = conv(W, x) + b`` of int64 ``x`` [B, C, H, W], exactly: a float64 matrix product per tap."""
+    xf = x.to(torch.float64)
+    w = layer.weight.to(xf.device)
+    batch, _, height, width = x.shape
+    k, s, p = w.shape[-1], layer.stride, layer.padding
+    if layer.transposed:
+        full_h, full_w = (height - 1) * s + k + layer.output_padding, (width - 1) * s + k + layer.output_padding
+        out = xf.new_zeros(batch, w.shape[1], full_h, full_w)
+        flat = xf.reshape(batch, xf.shape[1], height * width)
+        for ky in range(k):
+            for kx in range(k):
+                tap = torch.matmul(w[:, :, ky, kx].T.contiguous(), flat).reshape(batch, -1, height, width)
+                out[:, :, ky:ky + s * (height - 1) + 1:s, kx:kx + s * (width - 1) + 1:s] += tap
+        out_h, out_w = (height - 1) * s - 2 * p + k + layer.output_padding, (width - 1) * s - 2 * p + k + layer.output_padding
+        out = out[:, :, p:p + out_h, p:p + out_w]
+    else:
+        out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        padded = torch.nn.functional.pad(xf, (p, p, p, p))
+        out = xf.new_zeros(batch, w.shape[0], out_h * out_w)
+        for ky in range(k):
+            for kx in range(k):
+                window = padded[:, :, ky:ky + s * (out_h - 1) + 1:s, kx:kx + s * (out_w - 1) + 1:s]
+                out += torch.matmul(w[:, :, ky, kx].contiguous(), window.reshape(batch, -1, out_h * out_w))
+        out = out.reshape(batch, -1, out_h, out_w)
+    return out.to(torch.int64) + layer.bias.to(x.device)[None, :, None, None]
+
+
+def _round_shift(acc: torch.Tensor, bits: int) -> torch.Tensor:
+    """``acc / 2^bits`` rounded half up, in int64."""
+    return (acc + (1 << (bits - 1))) >> bits if bits > 0 else acc << -bits
+
+
+class IntegerNetwork:
+    """A float ``nn.Sequential`` of (transposed) convolutions and LeakyReLUs as an exact integer network.
+
+    ``__call__`` maps int64 activations with :data:`ACTIVATION_BITS` fractional bits to the
+    int64 accumulators of the last layer (``last_bits`` fractional bits); see the module
+    docstring for the arithmetic and why it is exact. ValueError for a layer of another kind.
+    """
+
+    def __init__(self, net: nn.Sequential) -> None:
+        modules = list(net)
+        layers: list[IntegerLayer] = []
+        limit = 1 << (ACTIVATION_BITS + RANGE_BITS)
+        for i, module in enumerate(modules):
+            if isinstance(module, nn.LeakyReLU):
+                continue
+            if not isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) or module.groups != 1 \
+                    or module.dilation not in ((1, 1), 1) or module.bias is None \
+                    or len(set(module.kernel_size)) != 1 or len(set(module.stride)) != 1 or len(set(module.padding)) != 1:
+                raise ValueError(f"layer {i} ({type(module).__name__}) has no integer form")
+            following = modules[i + 1] if i + 1 < len(modules) else None
+            slope = None
+            if isinstance(following, nn.LeakyReLU):
+                slope = round(following.negative_slope * 2**SLOPE_BITS)
+            elif following is not None:
+                raise ValueError(f"layer {i + 1} ({type(following).__name__}) has no integer form")
+            transposed = isinstance(module, nn.ConvTranspose2d)
+            w = module.weight.detach().to("cpu", torch.float64)
+            b = module.bias.detach().to("cpu", torch.float64)
+            # Per output channel: the sum of |w| over its whole kernel and every input channel.
+            for bits in range(WEIGHT_BITS, -1, -1):
+                weight = torch.round(w * 2.0**bits)
+                bias = torch.round(b * 2.0**(bits + ACTIVATION_BITS))
+                sums = weight.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3))
+                bound = int((sums * limit + bias.abs()).max())
+                if bound <= MAX_BOUND:
+                    break
+            else:
+                raise ValueError(f"layer {i}: weights too large for an exact integer form")
+            output_padding = module.output_padding[0] if transposed else 0
+            layers.append(IntegerLayer(weight, bias.to(torch.int64), bits, transposed, module.stride[0],
+                                       module.padding[0], output_padding, slope, bound))
+        if not layers or layers[-1].slope is not None:
+            raise ValueError("an integer network must end with a convolution")
+        self.layers = tuple(layers)
+        self.limit = limit
+
+    @property
+    def last_bits(self) -> int:
+        """Fractional bits of the output accumulators: the last layer's ``F + A``."""
+        return self.layers[-1].weight_bits + ACTIVATION_BITS
+
+    @property
+    def bounds(self) -> tuple[int, ...]:
+        """Each layer's bound on the magnitude of any partial sum (each at most :data:`MAX_BOUND`)."""
+        return tuple(layer.bound for layer in self.layers)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            acc = _conv_exact(x, layer)
+            if layer.slope is None:
+                return acc
+            x = _round_shift(acc, layer.weight_bits)
+            x = torch.where(x >= 0, x, (x * layer.slope) >> SLOPE_BITS).clamp(-self.limit, self.limit)
+        raise AssertionError("unreachable")
+
+
+class IntegerGaussianParameters:
+    """Exact table indexes and means of a Gaussian conditional from the hyper-latent symbols.
+
+    Built from a hyper-synthesis ``h_s`` (output: scales, then means), the entropy bottleneck
+    of the hyper-latents (its medians) and the Gaussian conditional (its scale table and
+    bound). :meth:`__call__` maps the int32 symbols of ``z`` to ``(indexes, means)``; see the
+    module docstring.
+    """
+
+    def __init__(self, h_s: nn.Sequential, medians: torch.Tensor, scale_table: torch.Tensor, scale_bound: float) -> None:
+        self.network = IntegerNetwork(h_s)
+        self.medians = torch.round(medians.detach().to("cpu", torch.float64).reshape(-1) * 2.0**ACTIVATION_BITS).to(torch.int64)
+        table = scale_table.detach().to("cpu", torch.float64).reshape(-1)[:-1]
+        k = self.network.last_bits
+        if float(table.max()) * 2.0**k >= MAX_BOUND:
+            raise ValueError("scale table too large for the integer thresholds")
+        self.thresholds = torch.floor(table * 2.0**k)  # exact integers in float64
+        self.first_index = int((table < torch.tensor(float(scale_bound), dtype=torch.float64)).sum())
+
+    def __call__(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(indexes int32, means float32)`` of ``y`` from the int32 symbols ``[B, Cz, h, w]`` of ``z``."""
+        net = self.network
+        x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]
+        acc = net(x.clamp(-net.limit, net.limit))
+        scales, means = acc.chunk(2, dim=1)
+        # Exact integers in float64 compared with exact integer thresholds: an exact count.
+        indexes = torch.bucketize(scales.to(torch.float64), self.thresholds.to(acc.device)).clamp_(min=self.first_index)
+        means = _round_shift(means, net.layers[-1].weight_bits).to(torch.float64) / 2.0**ACTIVATION_BITS
+        return indexes.to(torch.int32), means.to(torch.float32)
+
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def derive_integer_parameters(h_s: nn.Sequential, entropy_bottleneck: nn.Module, gaussian_conditional: nn.Module
+                       ) -> IntegerGaussianParameters:
+    """:class:`IntegerGaussianParameters` of a model's modules (compressai's ``EntropyBottleneck``
+    and ``GaussianConditional``), derived once per version of the tensors they come from."""
+    tensors = (*h_s.parameters(), entropy_bottleneck.quantiles, gaussian_conditional.scale_table,
+               gaussian_conditional.lower_bound_scale.bound)
+    key = tuple((id(t), t._version) for t in tensors)
+    cached = _cache.get(h_s)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    params = IntegerGaussianParameters(h_s, entropy_bottleneck._get_medians(), gaussian_conditional.scale_table,
+                                       float(gaussian_conditional.lower_bound_scale.bound.reshape(-1)[0]))
+    with _cache_lock:
+        _cache[h_s] = (key, params)
+    return params
