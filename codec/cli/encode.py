@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codec.encoding.effort import MAX_EFFORT, schedule_for
-from codec.errors import InputError
 from codec.cli._common import (add_device, check_input, check_output, read_input, report_conversions,
                                status_stream, timed, write_output)
+from codec.encoding.effort import MAX_EFFORT, schedule_for
+from codec.errors import InputError
 
 
 def register(subparsers) -> None:
