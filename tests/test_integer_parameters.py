@@ -132,5 +132,9 @@ def test_a_network_without_integer_form_is_refused():
 
     with pytest.raises(ValueError, match="no integer form"):
         IntegerNetwork(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 3)))
+    with pytest.raises(ValueError, match="no integer form"):
+        IntegerNetwork(torch.nn.Sequential(torch.nn.LeakyReLU(), torch.nn.Conv2d(2, 2, 3)))
+    with pytest.raises(ValueError, match="no integer form"):
+        IntegerNetwork(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")))
     with pytest.raises(ValueError, match="end with a convolution"):
         IntegerNetwork(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.LeakyReLU()))

@@ -15,6 +15,11 @@ In the spirit of compressai's ``latent_codecs``, each codec has one interface:
 a latent codec. Models (:mod:`codec.models.base`) compose latent codecs and so own the
 names and order of the streams their files hold.
 
+:mod:`codec.latent_codecs.integer_parameters` turns an entropy-parameter network (``h_s``
+today; a context model's too, as long as it is convolutions and LeakyReLUs) into an exact
+integer network, so the table indexes and means a decoder derives are the encoder's on
+every machine; :class:`HyperpriorLatentCodec` uses it when given one.
+
 The codecs hold references to modules the model owns (its compressai entropy models,
 ``h_a``, ``h_s``), so the model's state-dict keys, devices and train/eval mode are the
 model's own; a codec is cheap to build.

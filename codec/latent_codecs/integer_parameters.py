@@ -130,10 +130,10 @@ class IntegerNetwork:
         layers: list[IntegerLayer] = []
         limit = 1 << (ACTIVATION_BITS + RANGE_BITS)
         for i, module in enumerate(modules):
-            if isinstance(module, nn.LeakyReLU):
-                continue
+            if isinstance(module, nn.LeakyReLU) and i and isinstance(modules[i - 1], (nn.Conv2d, nn.ConvTranspose2d)):
+                continue  # folded into the layer before
             if not isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) or module.groups != 1 \
-                    or module.dilation not in ((1, 1), 1) or module.bias is None \
+                    or module.dilation not in ((1, 1), 1) or module.bias is None or module.padding_mode != "zeros" \
                     or len(set(module.kernel_size)) != 1 or len(set(module.stride)) != 1 or len(set(module.padding)) != 1:
                 raise ValueError(f"layer {i} ({type(module).__name__}) has no integer form")
             following = modules[i + 1] if i + 1 < len(modules) else None
