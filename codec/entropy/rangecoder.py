@@ -95,14 +95,17 @@ def _as_data(data: Any, name: str = "data") -> bytes | bytearray | memoryview:
     return data
 
 
+def _as_tables(cdfs: Any, cdf_lengths: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three table arguments every coder call takes, checked and converted alike."""
+    return _as_int32(cdfs, "cdfs", 2), _as_int32(cdf_lengths, "cdf_lengths", 1), _as_int32(offsets, "offsets", 1)
+
+
 def encode(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any) -> bytes:
     """Range-code ``symbols[k]`` with table ``indexes[k]``; returns the stream as bytes."""
     return _ext.encode(
         _as_int32(symbols, "symbols", 1),
         _as_int32(indexes, "indexes", 1),
-        _as_int32(cdfs, "cdfs", 2),
-        _as_int32(cdf_lengths, "cdf_lengths", 1),
-        _as_int32(offsets, "offsets", 1),
+        *_as_tables(cdfs, cdf_lengths, offsets),
     )
 
 
@@ -114,9 +117,7 @@ def decode(data: bytes | bytearray | memoryview, indexes: Any, cdfs: Any, cdf_le
     return _ext.decode(
         _as_data(data),
         _as_int32(indexes, "indexes", 1),
-        _as_int32(cdfs, "cdfs", 2),
-        _as_int32(cdf_lengths, "cdf_lengths", 1),
-        _as_int32(offsets, "offsets", 1),
+        *_as_tables(cdfs, cdf_lengths, offsets),
     )
 
 
@@ -131,9 +132,7 @@ def encode_substreams(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, o
     return _ext.encode_substreams(
         _as_int32(symbols, "symbols", 1),
         _as_int32(indexes, "indexes", 1),
-        _as_int32(cdfs, "cdfs", 2),
-        _as_int32(cdf_lengths, "cdf_lengths", 1),
-        _as_int32(offsets, "offsets", 1),
+        *_as_tables(cdfs, cdf_lengths, offsets),
         _as_bounds(bounds),
         operator.index(threads),
     )
@@ -152,9 +151,7 @@ def decode_substreams(strings: Sequence[bytes | bytearray | memoryview], indexes
     return _ext.decode_substreams(
         [_as_data(s, f"strings[{j}]") for j, s in enumerate(strings)],
         _as_int32(indexes, "indexes", 1),
-        _as_int32(cdfs, "cdfs", 2),
-        _as_int32(cdf_lengths, "cdf_lengths", 1),
-        _as_int32(offsets, "offsets", 1),
+        *_as_tables(cdfs, cdf_lengths, offsets),
         _as_bounds(bounds),
         operator.index(threads),
     )
