@@ -163,7 +163,7 @@ def test_pack_validates():
         bitstream.unpack("not bytes")
 
 
-@pytest.mark.parametrize("name", ["walloc_v1.bin", "hyperprior-cce504fb_v1.bin"])
+@pytest.mark.parametrize("name", ["walloc-c6ae3726_v1.bin", "hyperprior-cce504fb_v1.bin"])
 def test_version_1_files_are_read(name):
     data = (EXPECTED / name).read_bytes()
     header, sections = bitstream.unpack(data)

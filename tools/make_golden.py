@@ -1,16 +1,19 @@
 #!/usr/bin/env python
 """Write the golden fixtures of tests/test_golden.py: run by hand, on purpose, never by tests.
 
-For every shipped weights file named in :data:`MODELS`, encodes a fixed 96x64 crop of the
-bundled sample photograph with today's format and writes ``tests/expected/NAME_vN.bin``
-(``N`` the format version this code writes; ``NAME_vN_int.bin`` for a model whose new files
-use integer entropy parameters), then records in ``tests/expected/golden.json``
-its SHA-256 and the SHA-256 of the pixels it decodes to. It also pins the bytes the range
-coder writes for a fixed symbol/index/table input.
+For every weights file in ``codec/zoo/weights/`` (current and retired versions), encodes a
+fixed 96x64 crop of the bundled sample photograph with today's format and writes
+``tests/expected/NAME-HASH_vN.bin`` (``HASH`` the first 8 hex digits of the weights' SHA-256,
+``N`` the format version this code writes; ``_int`` for weights whose new files use integer
+entropy parameters), then records in ``tests/expected/golden.json`` its SHA-256, the SHA-256
+of the pixels it decodes to and of the weights. It also pins the bytes the range coder writes
+for a fixed symbol/index/table input.
 
 A fixture is a promise that its file keeps decoding to the same pixels in every later
 release, so existing files are never overwritten: a new format version or new weights add
-new files (``--force`` rewrites, for a fixture that was wrong when it was written).
+new files (``--force`` rewrites, for a fixture that was wrong when it was written). When
+``codec export --if-better`` retires weights (``NAME.safetensors`` becomes
+``NAME@HASH.safetensors``), this script renames them in ``golden.json`` (found by SHA-256).
 
 Usage: python tools/make_golden.py [--force]
 """
@@ -27,14 +30,14 @@ from PIL import Image
 
 import codec
 import codec.api
-from codec import bitstream
+from codec import bitstream, zoo
 from codec.cli.roundtrip import sample_image
 from codec.entropy import rangecoder
 from codec.zoo import WEIGHTS_DIR
 
 EXPECTED = Path(__file__).resolve().parents[1] / "tests" / "expected"
-#: (fixture stem, weights file in codec/zoo/weights, quality)
-MODELS = (("walloc", "walloc.safetensors", 3.0), ("hyperprior-cce504fb", "hyperprior@cce504fb.safetensors", 3.0))
+#: Quality of every fixture.
+QUALITY = 3.0
 #: Crop box (left, top, right, bottom) of codec/data/astronaut.png: the face, 96x64 pixels.
 CROP = (208, 72, 304, 136)
 
@@ -78,18 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     manifest["crop"] = {"image": "codec/data/astronaut.png", "box": list(CROP)}
     manifest["coder"] = {"input": CODER_INPUT, "bytes": coder_bytes()}
     files = manifest.setdefault("files", {})
+    by_sha256 = {entry.sha256: entry.path.name for entry in zoo.all_versions()}
+    for name, entry in files.items():
+        if entry["weights"] not in by_sha256.values() and entry.get("weights_sha256") in by_sha256:
+            entry["weights"] = by_sha256[entry["weights_sha256"]]
+            print(f"{name}: its weights are now {entry['weights']}")
     image = crop_image()
-    for stem, weights, quality in MODELS:
+    for sha256, weights in sorted(by_sha256.items(), key=lambda item: item[1]):
         integer = codec.api.resolve_model(str(WEIGHTS_DIR / weights)).integer_parameters
+        stem = f"{zoo.model_name(WEIGHTS_DIR / weights)}-{sha256[:8]}"
         name = f"{stem}_v{bitstream.FORMAT_VERSION}{'_int' if integer else ''}.bin"
         path = EXPECTED / name
         if path.exists() and not args.force:
             print(f"{name}: exists, kept")
             continue
-        data = codec.encode(image, model=str(WEIGHTS_DIR / weights), quality=quality)
+        data = codec.encode(image, model=str(WEIGHTS_DIR / weights), quality=QUALITY)
         path.write_bytes(data)
-        files[name] = {"weights": weights, "quality": quality, "version": bitstream.FORMAT_VERSION,
-                       "integer_parameters": integer, "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
+        files[name] = {"weights": weights, "weights_sha256": sha256, "quality": QUALITY,
+                       "version": bitstream.FORMAT_VERSION, "integer_parameters": integer,
+                       "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
         print(f"{name}: {len(data)} bytes written")
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return 0

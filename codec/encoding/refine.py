@@ -75,7 +75,7 @@ def _rd_cost(model: VariableRateModel, x: torch.Tensor, y_hat: torch.Tensor, z_h
     bits = _gaussian_bits(model, y_hat, scales, means) + _bottleneck_bits(model, z_hat)
     x_hat = model.g_s(y_hat * model.gains.inverse_gain(quality))
     error = (x_hat[..., :height, :width] - x[..., :height, :width]).pow(2).flatten(1).mean(1)
-    lmbda = model.lmbda(torch.tensor([quality]))
+    lmbda = model.lmbda(torch.tensor([quality], device=x.device))
     return lmbda * 255**2 * error + bits / (height * width)
 
 
