@@ -26,7 +26,18 @@ with the split rule of codec.entropy.substreams, on latents of the shipped wallo
       (y and z range-coded as codec.entropy.compressai_models does, bisection on the
       quality), then y as one stream vs split by the rule, in bytes and in % of y + z.
 
+Per-call overhead (--overhead): the cost of one coder call with the same tables, for small
+calls (--sizes, default 1,000 values: per-call work shows there) and a large one (294,912,
+workload (a)), values and tables as in (a): mean wall clock per call over --calls calls (fewer
+for the large size), best of --repeat rounds, the paths taking turns, with the load average.
+Paths: ``arrays`` = rc.encode(symbols, indexes, cdfs, cdf_lengths, offsets), which converts
+and checks the three tables on every call; ``Tables`` = a rc.Tables built once and passed
+to every call (absent before the Tables object existed); ``coder seam`` = the ``cpu``
+backend of codec.entropy.coders with an EntropyTables, as the codec calls it.
+
 Usage: python tools/bench_coder.py [--quick] [--repeat N] [--markdown docs/rangecoder.md]
+       python tools/bench_coder.py --overhead [--sizes 1000,294912] [--calls N] [--repeat N]
+                                   [--markdown docs/rangecoder.md]
        python tools/bench_coder.py --substreams [--threads 1,2] [--target N] [--images 01,05,...]
                                    [--repeat N] [--markdown docs/rangecoder.md]
 """
@@ -418,6 +429,57 @@ def run_substreams(args) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------
+# per-call overhead (--overhead)
+# ------------------------------------------------------------------------------------
+def overhead_paths(cdfs, lengths, offsets) -> dict:
+    """name -> (encode(sym, idx), decode(data, idx)) for the ways a caller codes with fixed tables."""
+    from codec.entropy import get_coder
+    from codec.entropy.tables import EntropyTables
+
+    paths = {"arrays": (lambda s, i: rc.encode(s, i, cdfs, lengths, offsets),
+                        lambda d, i: rc.decode(d, i, cdfs, lengths, offsets))}
+    if hasattr(rc, "Tables"):
+        t = rc.Tables(cdfs, lengths, offsets)
+        paths["Tables"] = (lambda s, i: rc.encode_with(s, i, t), lambda d, i: rc.decode_with(d, i, t))
+    cpu, et = get_coder("cpu"), EntropyTables.from_arrays(cdfs, lengths, offsets)
+    paths["coder seam"] = (lambda s, i: cpu.encode(s, i, et), lambda d, i: cpu.decode(d, i, et))
+    return paths
+
+
+def run_overhead(args) -> str:
+    rng = np.random.default_rng(args.seed)
+    cdfs, lengths, offsets, scales = gaussian_tables()
+    paths = overhead_paths(cdfs, lengths, offsets)
+    load_before = os.getloadavg()
+    rows = []
+    for n in args.sizes:
+        calls = max(3, min(args.calls, 4 * 10**6 // max(n, 1)))
+        idx = rng.integers(0, len(scales), n).astype(np.int32)
+        sym = np.round(rng.standard_normal(n) * scales[idx]).astype(np.int32)
+        data = paths["arrays"][0](sym, idx)
+        fns = {}
+        for name, (enc, dec) in paths.items():
+            if enc(sym, idx) != data or not np.array_equal(dec(data, idx), sym):
+                raise SystemExit(f"overhead: {name} gives other bytes or values")
+            fns[(name, "enc")] = lambda enc=enc: [enc(sym, idx) for _ in range(calls)]
+            fns[(name, "dec")] = lambda dec=dec: [dec(data, idx) for _ in range(calls)]
+        best, _ = timed_interleaved(fns, args.repeat)
+        for name in paths:
+            te, td = best[(name, "enc")][0] / calls, best[(name, "dec")][0] / calls
+            rows.append((n, calls, name, te, td))
+            print(f"  {n} values x {calls} calls, {name}: enc {te * 1e6:.1f} us/call, dec {td * 1e6:.1f} us/call", file=sys.stderr)
+    load_after = os.getloadavg()
+    lines = [f"{len(lengths)} GaussianConditional tables (compressai's scale table); load average {load_before[0]:.2f} "
+             f"before, {load_after[0]:.2f} after ({os.cpu_count()} CPUs):", "",
+             "| values per call | calls | path | encode us/call | decode us/call | encode ns/value | decode ns/value |",
+             "|---:|---:|---|---:|---:|---:|---:|"]
+    for n, calls, name, te, td in rows:
+        per = (f"{te / n * 1e9:.1f} | {td / n * 1e9:.1f}") if n else "n/a | n/a"
+        lines.append(f"| {n:,} | {calls:,} | {name} | {te * 1e6:.1f} | {td * 1e6:.1f} | {per} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
@@ -430,7 +492,18 @@ def main() -> int:
     ap.add_argument("--images", default=",".join(f"{i:02d}" for i in range(1, 25)),
                     help="Kodak image numbers for the overhead, comma-separated (default: all 24)")
     ap.add_argument("--bpp", type=float, default=0.25, help="rate of the substream measurements (default 0.25)")
+    ap.add_argument("--overhead", action="store_true", help="measure the per-call overhead instead (see above)")
+    ap.add_argument("--sizes", default="1000,294912", help="values per call for --overhead, comma-separated")
+    ap.add_argument("--calls", type=int, default=2000, help="calls per round for --overhead (fewer for large sizes)")
     args = ap.parse_args()
+
+    if args.overhead:
+        args.sizes = [int(n) for n in args.sizes.split(",")]
+        md = run_overhead(args)
+        print(md)
+        if args.markdown:
+            replace_between(args.markdown, "OVERHEAD", md)
+        return 0
 
     if args.substreams:
         from codec.entropy.substreams import SUBSTREAM_SYMBOLS
