@@ -215,3 +215,21 @@ def test_torchrun_ddp_with_gloo(trained, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     state = _state(tmp_path / "ddp")
     assert state["step"] >= 1 and "2 process(es)" in state["history"][-1]["hardware"]
+
+
+def test_init_may_change_only_the_wavelet_boundary(tiny_weights):
+    """Periodic weights start a symmetric-boundary run (the borders are fine-tuned); any other
+    change of the network's config is refused."""
+    from conftest import TINY_WALLOC
+
+    from codec.errors import CodecError
+    from codec.models.weights import build_model
+    from codec.training.trainer import read_init_weights
+
+    config = {"architecture": "walloc", "model": dict(TINY_WALLOC, boundary="symmetric")}
+    state, step, _ = read_init_weights(str(tiny_weights), config)
+    model = build_model("walloc", config["model"])
+    model.load_state_dict(state)
+    assert model.wpt.boundary == "symmetric" and step == 0
+    with pytest.raises(CodecError, match="another model or config"):
+        read_init_weights(str(tiny_weights), {"architecture": "walloc", "model": dict(TINY_WALLOC, z_channels=4)})

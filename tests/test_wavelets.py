@@ -62,3 +62,50 @@ def test_gradients_flow():
     transform.synthesis(transform.analysis(x) * 2).sum().backward()
     assert torch.allclose(x.grad, torch.full_like(x, 2.0), atol=1e-4)
 
+
+
+def _mirrored(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """x followed by its mirror image without the end samples: one period (2N - 2) of the
+    whole-sample symmetric extension along ``dim``."""
+    inner = x.narrow(dim, 1, x.shape[dim] - 2).flip(dim)
+    return torch.cat([x, inner], dim=dim)
+
+
+def test_symmetric_boundary_is_the_periodic_transform_of_the_mirrored_image():
+    """One level under the symmetric rule equals the periodic transform of the image mirrored
+    about its last row and column (a signal of period 2N - 2), on the image's own samples."""
+    x = torch.randn(2, 3, 16, 24, dtype=torch.float64)
+    symmetric = WaveletPacket2D("bior4.4", 1, "symmetric").double().analysis(x)
+    periodic = WaveletPacket2D("bior4.4", 1).double().analysis(_mirrored(_mirrored(x, 2), 3))
+    torch.testing.assert_close(symmetric, periodic[..., :8, :12], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("size", [(8, 8), (16, 40), (72, 24)])
+def test_symmetric_boundary_reconstructs_exactly(levels, size):
+    wpt = WaveletPacket2D("bior4.4", levels, "symmetric").double()
+    x = torch.randn(1, 3, *size, dtype=torch.float64)
+    # Exact up to the float32 rounding of the filter taps, as with periodic borders.
+    torch.testing.assert_close(wpt.synthesis(wpt.analysis(x)), x, rtol=0, atol=2e-6)
+
+
+def test_symmetric_boundary_is_local_and_leaves_interior_coefficients_alone():
+    x = torch.randn(1, 3, 64, 48, dtype=torch.float64)
+    symmetric = WaveletPacket2D("bior4.4", 3, "symmetric").double()
+    whole = symmetric.analysis(x)
+    # Periodic and symmetric borders agree away from the borders...
+    periodic = WaveletPacket2D("bior4.4", 3).double().analysis(x)
+    torch.testing.assert_close(whole[..., 3:-3, 3:-3], periodic[..., 3:-3, 3:-3], rtol=0, atol=1e-9)
+    # ...and the top 40 rows alone give the top coefficients of the whole image: no wrap-around.
+    top = symmetric.analysis(x[..., :40, :])
+    torch.testing.assert_close(top[..., :2, :], whole[..., :2, :], rtol=0, atol=1e-12)
+    # Under periodic borders the bottom of the image reaches the top coefficients.
+    wrapped = WaveletPacket2D("bior4.4", 3).double().analysis(x[..., :40, :])
+    assert (wrapped[..., :1, :] - periodic[..., :1, :]).abs().max() > 1e-3
+
+
+def test_symmetric_boundary_needs_symmetric_filters():
+    with pytest.raises(ValueError, match="bior4.4"):
+        WaveletPacket2D("haar", 1, "symmetric")
+    with pytest.raises(ValueError, match="boundary"):
+        WaveletPacket2D("bior4.4", 1, "zero")

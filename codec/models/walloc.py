@@ -62,10 +62,11 @@ class WaLLoC(VariableRateModel):
         hyper_channels: int = 64,
         z_channels: int = 32,
         lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
+        boundary: str = "periodic",
     ) -> None:
         super().__init__(latent_channels, z_channels, lambdas)
         self.name = "walloc"
-        self.wpt = WaveletPacket2D(wavelet, levels)
+        self.wpt = WaveletPacket2D(wavelet, levels, boundary)
         coefficients = 3 * 4**levels
         self.pad_multiple = self.wpt.factor * 4  # two stride-2 hyper layers below y
         self.encoder = nn.Conv2d(coefficients, latent_channels, 1)

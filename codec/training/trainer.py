@@ -208,7 +208,10 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
         state = load_file(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         raise CodecError(f"cannot read weights {path}: {err}") from None
-    if entry.architecture != config["architecture"] or entry.config != config["model"]:
+    # The wavelet boundary may change (fine-tuning periodic weights for symmetric borders).
+    same = {k: v for k, v in entry.config.items() if k != "boundary"} == \
+        {k: v for k, v in config["model"].items() if k != "boundary"}
+    if entry.architecture != config["architecture"] or not same:
         raise CodecError(f"weights {path} are of another model or config ({entry.architecture}: {entry.config})")
     metadata = entry.metadata
     step = int(metadata.get("step", 0))

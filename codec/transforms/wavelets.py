@@ -2,9 +2,19 @@
 
 Each level splits *every* band of the previous level into four (cA, cH, cV, cD), as in
 WaLLoC: an input of C channels becomes ``C * 4**J`` channels at ``1 / 2**J`` resolution.
-Borders are periodic (PyWavelets' ``mode="periodization"``), which keeps the transform
-exactly invertible and the coefficient count equal to the pixel count; H and W must be
-multiples of ``2**J``.
+Two border rules keep the transform exactly invertible and the coefficient count equal to
+the pixel count (H and W must be multiples of ``2**J``):
+
+- ``periodic`` (PyWavelets' ``mode="periodization"``): the image wraps around, so its top
+  rows are coupled to its bottom ones; the weights shipped before 2026-11-26 use it.
+- ``symmetric``: the image is mirrored about its first and last samples (whole-sample
+  symmetric extension, as in JPEG 2000). The CDF 9/7 filters are symmetric, so each sub-band
+  then extends symmetrically too (low-pass: mirrored about its first sample and about the
+  midpoint after its last; high-pass: the reverse), and synthesis from the sub-bands so
+  extended inverts analysis exactly. Every coefficient depends only on pixels within the
+  filter's reach: a tile with a halo gives the same coefficients as the whole image.
+  Interior coefficients are the same under both rules; only those within 4 samples of a
+  border differ.
 
 The analysis of one level matches ``pywt.dwt2(x, wavelet, mode="periodization")`` (the
 tests check this); synthesis is the adjoint of the analysis operator built from the
@@ -43,6 +53,8 @@ _FILTERS: dict[str, tuple[tuple[float, ...], ...]] = {
 }
 
 WAVELETS = tuple(_FILTERS)
+#: Border rules of :class:`WaveletPacket2D` (see the module docstring).
+BOUNDARIES = ("periodic", "symmetric")
 
 
 def _polyphase(kernels: torch.Tensor) -> torch.Tensor:
@@ -61,15 +73,20 @@ def _outer_kernels(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
 
 
 class WaveletPacket2D(nn.Module):
-    """J-level 2-D wavelet packet transform with periodic borders.
+    """J-level 2-D wavelet packet transform with periodic or symmetric borders.
 
     ``analysis``: [B, C, H, W] -> [B, C * 4**J, H / 2**J, W / 2**J];
     ``synthesis`` is its exact inverse. Channel ``4 * c + k`` of a level holds sub-band
     ``k`` (cA, cH, cV, cD in PyWavelets' naming) of channel ``c`` of the level before.
     """
 
-    def __init__(self, wavelet: str = "bior4.4", levels: int = 3) -> None:
+    def __init__(self, wavelet: str = "bior4.4", levels: int = 3, boundary: str = "periodic") -> None:
         super().__init__()
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        if boundary == "symmetric" and wavelet != "bior4.4":
+            raise ValueError("the symmetric boundary needs the symmetric CDF 9/7 filters (bior4.4)")
+        self.boundary = boundary
         if wavelet not in _FILTERS:
             raise ValueError(f"wavelet must be one of {WAVELETS}, got {wavelet!r}")
         if not isinstance(levels, int) or levels < 0:
@@ -111,8 +128,14 @@ class WaveletPacket2D(nn.Module):
         b, c, h, w = x.shape
         if h % 2 or w % 2:
             raise ValueError(f"height and width must be multiples of {self.factor}, got {h}x{w}")
-        phases = F.pixel_unshuffle(x.reshape(b * c, 1, h, w), 2)
-        padded = _periodic_pad(phases, self.pad_before, self.pad_after)
+        x = x.reshape(b * c, 1, h, w)
+        if self.boundary == "periodic":
+            padded = _periodic_pad(F.pixel_unshuffle(x, 2), self.pad_before, self.pad_after)
+        else:
+            before, after = 2 * self.pad_before, 2 * self.pad_after
+            rows = _whole_sample_symmetric(torch.arange(-before, h + after, device=x.device), h)
+            cols = _whole_sample_symmetric(torch.arange(-before, w + after, device=x.device), w)
+            padded = F.pixel_unshuffle(x.index_select(-2, rows).index_select(-1, cols), 2)
         y = F.conv2d(padded, self.analysis_kernel.to(x.dtype))
         return y.reshape(b, c * 4, h // 2, w // 2)
 
@@ -122,7 +145,10 @@ class WaveletPacket2D(nn.Module):
             raise ValueError(f"channel count must be a multiple of 4 per level, got {c4}")
         c = c4 // 4
         y = y.reshape(b * c, 4, h2, w2)
-        padded = _periodic_pad(y, self.pad_before, self.pad_after)
+        if self.boundary == "periodic":
+            padded = _periodic_pad(y, self.pad_before, self.pad_after)
+        else:
+            padded = self._symmetric_subband_pad(y)
         x = F.pixel_shuffle(F.conv2d(padded, self.synthesis_kernel.to(y.dtype)), 2)
         return x.reshape(b, c, 2 * h2, 2 * w2)
 
@@ -145,6 +171,44 @@ class WaveletPacket2D(nn.Module):
         return y
 
     forward = analysis
+
+    def _symmetric_subband_pad(self, y: torch.Tensor) -> torch.Tensor:
+        """Pad the four sub-bands [cA, cH, cV, cD] of a level as the analysis of the mirrored
+        image would have continued them: along each axis, low-pass bands by one rule and
+        high-pass bands by the other (cH is high-pass along H, cV along W)."""
+        h2, w2 = y.shape[-2:]
+        rows = torch.arange(-self.pad_before, h2 + self.pad_after, device=y.device)
+        cols = torch.arange(-self.pad_before, w2 + self.pad_after, device=y.device)
+        row_maps = (_low_pass_extension(rows, h2), _high_pass_extension(rows, h2))
+        col_maps = (_low_pass_extension(cols, w2), _high_pass_extension(cols, w2))
+        bands = [y[:, k:k + 1].index_select(-2, row_maps[k % 2]).index_select(-1, col_maps[k // 2]) for k in range(4)]
+        return torch.cat(bands, dim=1)
+
+
+def _whole_sample_symmetric(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indexes into ``range(size)`` of the signal mirrored about its first and last samples
+    (period ``2 * size - 2``; any index, however far out)."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * size - 2
+    index = index % period
+    return torch.where(index < size, index, period - index)
+
+
+def _low_pass_extension(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Where the low-pass band of a whole-sample symmetric signal continues: mirrored about
+    its first sample and about the midpoint after its last (period ``2 * size - 1``)."""
+    period = 2 * size - 1
+    index = index % period
+    return torch.where(index < size, index, period - index)
+
+
+def _high_pass_extension(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Where the high-pass band continues: mirrored about the midpoint before its first
+    sample and about its last sample (period ``2 * size - 1``)."""
+    period = 2 * size - 1
+    index = index % period
+    return torch.where(index < size, index, 2 * (size - 1) - index)
 
 
 def _periodic_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
