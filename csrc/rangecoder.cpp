@@ -1,10 +1,10 @@
-// Range coder core; see rangecoder.hpp for the design and stream format.
+// Range coder: validation, lookup tables, messages and threads around the arithmetic of
+// cuda/coder_core.hpp (shared with the CUDA coder); see rangecoder.hpp for the design and
+// stream format.
 #include "rangecoder.hpp"
 
 #include <atomic>
 #include <algorithm>
-#include <cstring>
-#include <limits>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -12,145 +12,24 @@
 namespace codec_rc {
 namespace {
 
-constexpr uint64_t kTop = 1ull << 56;  // renormalise while range < kTop
 constexpr int kLutBits = 10;           // decoder lookup: 1024 bins per table
 constexpr int kLutShift = kPrecision - kLutBits;
 
 std::string at(const char* name, int64_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
-// ----------------------------------------------------------------------------------
-// Encoder
-// ----------------------------------------------------------------------------------
-class Encoder {
- public:
-  explicit Encoder(std::vector<uint8_t>& out) : out_(out) {
-    out_.clear();
-    out_.resize(1024);
+// The CPU coder's message for a fault of the core (csrc/cuda/coder_core.hpp) at value k of n.
+std::string fault_message(const core::Result& r, int64_t n) {
+  const std::string k = std::to_string(r.at);
+  switch (r.status) {
+    case core::kBadIndex: return "indexes[" + k + "] is out of range (changed during coding)";
+    case core::kCorruptCode: return "corrupt range-coded data: impossible code value at symbol " + k;
+    case core::kCorruptBypass: return "corrupt range-coded data: impossible bypass value at symbol " + k;
+    case core::kTooManyChunks: return "corrupt range-coded data: escape with too many chunks at symbol " + k;
+    case core::kEscapeOutOfRange: return "corrupt range-coded data: escaped value out of int32 range at symbol " + k;
+    case core::kTruncated: return "truncated range-coded data: stream ended before symbol " + k + " of " + std::to_string(n);
+    default: return std::string("internal error in the range coder: ") + core::status_name(r.status) + " at symbol " + k;
   }
-
-  // Make room for at least `n` more bytes.
-  inline void reserve(size_t n) {
-    if (pos_ + n > out_.size()) out_.resize((out_.size() + n) * 2);
-  }
-
-  inline void encode(uint32_t start, uint32_t freq) {
-    const uint64_t r = range_ >> kPrecision;
-    add_low(r * start);
-    range_ = r * freq;
-    renorm();
-  }
-
-  // Uniform model over [0, 2^nbits), nbits <= 16.
-  inline void encode_bits(uint32_t value, int nbits) {
-    const uint64_t r = range_ >> nbits;
-    add_low(r * value);
-    range_ = r;
-    renorm();
-  }
-
-  // Shortest suffix that pins the final value inside [low, low + range).
-  void flush() {
-    using u128 = unsigned __int128;
-    const u128 lo = low_;
-    for (int nbytes = 0; nbytes <= 8; ++nbytes) {
-      const int k = 64 - 8 * nbytes;
-      const u128 mask = (u128(1) << k) - 1;
-      const u128 x = (lo + mask) & ~mask;
-      if (x - lo < u128(range_)) {
-        if (x >> 64) carry();
-        const uint64_t v = uint64_t(x);
-        reserve(8);
-        for (int b = 0; b < nbytes; ++b) out_[pos_++] = uint8_t(v >> (56 - 8 * b));
-        out_.resize(pos_);
-        return;
-      }
-    }
-    // Unreachable: range >= 2^56 makes nbytes = 1 always succeed.
-    out_.resize(pos_);
-  }
-
- private:
-  inline void add_low(uint64_t add) {
-    const uint64_t nl = low_ + add;
-    if (nl < low_) carry();
-    low_ = nl;
-  }
-
-  void carry() {
-    size_t i = pos_;
-    while (i > 0 && out_[i - 1] == 0xFF) out_[--i] = 0;
-    if (i > 0) out_[i - 1]++;
-  }
-
-  inline void renorm() {
-    while (range_ < kTop) {
-      out_[pos_++] = uint8_t(low_ >> 56);
-      low_ <<= 8;
-      range_ <<= 8;
-    }
-  }
-
-  std::vector<uint8_t>& out_;
-  size_t pos_ = 0;
-  uint64_t low_ = 0;
-  uint64_t range_ = ~0ull;
-};
-
-// ----------------------------------------------------------------------------------
-// Decoder
-// ----------------------------------------------------------------------------------
-class Decoder {
- public:
-  Decoder(const uint8_t* data, int64_t size) : data_(data), size_(size) {
-    for (int i = 0; i < 8; ++i) code_ = (code_ << 8) | next();
-  }
-
-  // Cumulative-frequency target in [0, 2^16), or >= 2^16 for a corrupt stream.
-  inline uint64_t target(uint64_t& r) const {
-    r = range_ >> kPrecision;
-    return code_ / r;
-  }
-
-  inline void consume(uint64_t r, uint32_t start, uint32_t freq) {
-    code_ -= r * start;
-    range_ = r * freq;
-    renorm();
-  }
-
-  // Returns false for an impossible value (corrupt stream).
-  inline bool decode_bits(int nbits, uint32_t& value) {
-    const uint64_t r = range_ >> nbits;
-    const uint64_t v = code_ / r;
-    if (v >> nbits) return false;
-    code_ -= r * v;
-    range_ = r;
-    renorm();
-    value = uint32_t(v);
-    return true;
-  }
-
-  inline bool overrun() const { return pos_ > size_ + kMaxOverreadBytes; }
-
- private:
-  inline uint64_t next() {
-    const uint64_t b = pos_ < size_ ? data_[pos_] : 0;
-    ++pos_;
-    return b;
-  }
-
-  inline void renorm() {
-    while (range_ < kTop) {
-      code_ = (code_ << 8) | next();
-      range_ <<= 8;
-    }
-  }
-
-  const uint8_t* data_;
-  int64_t size_;
-  int64_t pos_ = 0;
-  uint64_t code_ = 0;
-  uint64_t range_ = ~0ull;
-};
+}
 
 }  // namespace
 
@@ -188,33 +67,22 @@ std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables
 }
 
 std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const Tables& t, std::vector<uint8_t>& out) {
-  Encoder enc(out);
-  if (n == 0) {
-    out.clear();
-    return {};
+  out.clear();
+  if (n == 0) return {};
+  // Blocks of values, the buffer grown before each so that the core cannot run out of room.
+  constexpr int64_t kBlock = 4096;
+  core::EncoderState e;
+  out.resize(size_t(n) / 2 + 64);
+  for (int64_t begin = 0; begin < n; begin += kBlock) {
+    const int64_t end = std::min(n, begin + kBlock);
+    const int64_t need = e.pos + (end - begin) * core::kMaxBytesPerValue + core::kMaxFlushBytes;
+    if (int64_t(out.size()) < need) out.resize(size_t(std::max(need, int64_t(out.size()) * 2)));
+    const core::Result r = core::encode_values<true>(e, symbols, indexes, begin, end, t, out.data(), int64_t(out.size()));
+    if (r.status != core::kOk) return fault_message(r, n);
   }
-  enc.reserve(size_t(n) / 2 + 64);
-  for (int64_t k = 0; k < n; ++k) {
-    enc.reserve(32);
-    const int32_t idx = indexes[k];
-    if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return "indexes[" + std::to_string(k) + "] is out of range (changed during coding)";
-    const int32_t* cdf = t.cdfs + int64_t(idx) * t.stride;
-    const int64_t last = int64_t(t.lengths[idx]) - 2;  // escape symbol
-    const int64_t s = int64_t(symbols[k]) - int64_t(t.offsets[idx]);
-    if (s >= 0 && s < last) {
-      const uint32_t lo = uint32_t(cdf[s]);
-      enc.encode(lo, uint32_t(cdf[s + 1]) - lo);
-      continue;
-    }
-    const uint32_t lo = uint32_t(cdf[last]);
-    enc.encode(lo, kTotal - lo);
-    const uint64_t raw = s < 0 ? uint64_t(-2 * s - 1) : uint64_t(2 * (s - last));
-    int chunks = 0;
-    while (chunks < kMaxBypassChunks && (raw >> (kBypassBits * chunks)) != 0) ++chunks;
-    enc.encode_bits(uint32_t(chunks), kBypassBits);
-    for (int j = 0; j < chunks; ++j) enc.encode_bits(uint32_t(raw >> (kBypassBits * j)) & 15u, kBypassBits);
-  }
-  enc.flush();
+  const core::Result r = core::finish<true>(e, out.data(), int64_t(out.size()));
+  if (r.status != core::kOk) return fault_message(r, n);
+  out.resize(size_t(e.pos));
   return {};
 }
 
@@ -253,47 +121,16 @@ class LazyLut {
   int32_t n_built_ = 0;
 };
 
+// The core's symbol search by lookup table (BinarySearch on the GPU; same symbols).
+struct LutSearch {
+  LazyLut& luts;
+  int64_t operator()(int32_t idx, const int32_t*, int64_t, uint32_t v) const { return luts.get(idx)[v >> kLutShift]; }
+};
+
 std::string decode_with(LazyLut& luts, const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t,
                         int32_t* out) {
-  if (n == 0) return {};
-  Decoder dec(data, size);
-  for (int64_t k = 0; k < n; ++k) {
-    const int32_t idx = indexes[k];
-    if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return "indexes[" + std::to_string(k) + "] is out of range (changed during coding)";
-    const int32_t* cdf = t.cdfs + int64_t(idx) * t.stride;
-    const int64_t last = int64_t(t.lengths[idx]) - 2;
-    const uint16_t* tl = luts.get(idx);
-    uint64_t r;
-    const uint64_t v = dec.target(r);
-    if (v >= kTotal) return "corrupt range-coded data: impossible code value at symbol " + std::to_string(k);
-    int64_t s = tl[v >> kLutShift];
-    const int32_t vi = int32_t(v);
-    while (cdf[s + 1] <= vi) ++s;  // bounded: cdf[len-1] = 65536 > v
-    const uint32_t lo = uint32_t(cdf[s]);
-    dec.consume(r, lo, uint32_t(cdf[s + 1]) - lo);
-    if (s < last) {
-      out[k] = int32_t(s + int64_t(t.offsets[idx]));
-    } else {
-      uint32_t chunks;
-      if (!dec.decode_bits(kBypassBits, chunks)) return "corrupt range-coded data: impossible bypass value at symbol " + std::to_string(k);
-      if (chunks > uint32_t(kMaxBypassChunks)) return "corrupt range-coded data: escape with too many chunks at symbol " + std::to_string(k);
-      uint64_t raw = 0;
-      for (uint32_t j = 0; j < chunks; ++j) {
-        uint32_t c;
-        if (!dec.decode_bits(kBypassBits, c)) return "corrupt range-coded data: impossible bypass value at symbol " + std::to_string(k);
-        raw |= uint64_t(c) << (kBypassBits * j);
-      }
-      // raw < 2^36, so these int64 computations cannot overflow.
-      const int64_t sv = (raw & 1) ? -int64_t((raw + 1) >> 1) : int64_t(raw >> 1) + last;
-      const int64_t value = sv + int64_t(t.offsets[idx]);
-      if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
-        return "corrupt range-coded data: escaped value out of int32 range at symbol " + std::to_string(k);
-      }
-      out[k] = int32_t(value);
-    }
-    if (dec.overrun()) return "truncated range-coded data: stream ended before symbol " + std::to_string(k) + " of " + std::to_string(n);
-  }
-  return {};
+  const core::Result r = core::decode_stream(data, size, indexes, n, t, out, LutSearch{luts});
+  return r.status == core::kOk ? std::string() : fault_message(r, n);
 }
 
 // Runs job(j, state) for j = 0 .. n_jobs-1 on `threads` threads (the caller's included),

@@ -85,22 +85,19 @@
 #include <string>
 #include <vector>
 
+#include "cuda/coder_core.hpp"  // the arithmetic itself, shared with the CUDA coder
+
 namespace codec_rc {
 
-constexpr int kPrecision = 16;
-constexpr uint32_t kTotal = 1u << kPrecision;  // 65536
-constexpr int kBypassBits = 4;
-constexpr int kMaxBypassChunks = 9;  // raw < 2^34 <= 2^(4*9)
-constexpr int kMaxOverreadBytes = 8;
+constexpr int kPrecision = core::kPrecision;
+constexpr uint32_t kTotal = core::kTotal;  // 65536
+constexpr int kBypassBits = core::kBypassBits;
+constexpr int kMaxBypassChunks = core::kMaxBypassChunks;
+constexpr int kMaxOverreadBytes = core::kMaxOverreadBytes;
 constexpr int64_t kMaxThreads = 256;  // a larger thread count is refused (ValueError)
 
-struct Tables {
-  const int32_t* cdfs = nullptr;     // n_tables x stride, row-major
-  int64_t n_tables = 0;
-  int64_t stride = 0;                // cdfs.shape[1]
-  const int32_t* lengths = nullptr;  // n_tables
-  const int32_t* offsets = nullptr;  // n_tables
-};
+// cdfs (n_tables x stride, row-major), lengths and offsets (n_tables each).
+using Tables = core::Tables;
 
 // All functions return "" on success or an error message (for a Python ValueError).
 
