@@ -243,6 +243,8 @@ py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle&
 
 }  // namespace
 
+void add_core_harness(py::module_& m);  // core_harness.cpp: test hooks of the shared core
+
 PYBIND11_MODULE(_rangecoder, m) {
   m.doc() = "Multi-symbol range coder with 16-bit quantized CDF tables (see codec.rangecoder).";
   m.def("encode", &encode, py::arg("symbols"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"), py::arg("offsets"),
@@ -257,4 +259,5 @@ PYBIND11_MODULE(_rangecoder, m) {
         "Decode a list of substreams (bounds as for encode_substreams) on `threads` threads.");
   m.attr("PRECISION") = codec_rc::kPrecision;
   m.attr("MAX_THREADS") = codec_rc::kMaxThreads;
+  add_core_harness(m);
 }
