@@ -1,10 +1,13 @@
-// pybind11 bindings: codec._rangecoder.encode / decode (one stream) and
-// encode_substreams / decode_substreams (a list of independent substreams coded on
-// several threads) on int32 numpy arrays.
+// pybind11 bindings: codec._rangecoder.Tables (a table set, converted and validated once
+// per model: csrc/tables.hpp), and encode / decode (one stream) and encode_substreams /
+// decode_substreams (a list of independent substreams coded on several threads) on int32
+// numpy arrays with a Tables.
 //
-// Argument types and shapes are checked with the GIL held; then the GIL is released for
-// table/index validation and the coding loop (pure C++ on raw pointers), so independent
-// streams can be coded from several threads. Errors from the core become ValueError.
+// Tables(cdfs, cdf_lengths, offsets) checks the arrays' types and shapes, copies them and
+// validates the copy, with the GIL held, once. A coding call checks its own arguments'
+// types and shapes with the GIL held, then releases the GIL for the index check and the
+// coding loop (pure C++ on raw pointers), so independent streams can be coded from several
+// threads with one Tables. Errors from the core become ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "rangecoder.hpp"
+#include "tables.hpp"
 
 namespace py = pybind11;
 
@@ -45,20 +49,10 @@ py::array checked(const py::handle& obj, const char* name, int ndim) {
 
 const int32_t* ptr(const py::array& a) { return static_cast<const int32_t*>(a.data()); }
 
-// The tables are copied (with the GIL held) so that the validated tables are exactly
-// the ones used for coding, whatever other threads do to the caller's arrays meanwhile.
-// Indexes are not copied (that would cost a pass over all values); the core re-checks
-// each index as it reads it.
-struct Inputs {
-  py::array indexes;
-  std::vector<int32_t> cdfs, lengths, offsets;
-  codec_rc::Tables tables;
-  int64_t n = 0;
-};
-
-Inputs check_tables(const py::handle& indexes, const py::handle& cdfs, const py::handle& cdf_lengths, const py::handle& offsets) {
-  Inputs in;
-  in.indexes = checked(indexes, "indexes", 1);
+// A table set made once: types, shapes and row counts checked, then copied and validated
+// (TableSet::assign), all with the GIL held, so the tables validated are the ones used
+// whatever other threads do to the caller's arrays later.
+std::unique_ptr<codec_rc::TableSet> make_tables(const py::handle& cdfs, const py::handle& cdf_lengths, const py::handle& offsets) {
   const py::array c = checked(cdfs, "cdfs", 2);
   const py::array l = checked(cdf_lengths, "cdf_lengths", 1);
   const py::array o = checked(offsets, "offsets", 1);
@@ -69,39 +63,35 @@ Inputs check_tables(const py::handle& indexes, const py::handle& cdfs, const py:
   if (o.shape(0) != rows) {
     throw py::value_error("offsets has " + std::to_string(o.shape(0)) + " entries but cdfs has " + std::to_string(rows) + " rows");
   }
-  in.cdfs.assign(ptr(c), ptr(c) + c.size());
-  in.lengths.assign(ptr(l), ptr(l) + rows);
-  in.offsets.assign(ptr(o), ptr(o) + rows);
-  in.tables.cdfs = in.cdfs.data();
-  in.tables.n_tables = rows;
-  in.tables.stride = c.shape(1);
-  in.tables.lengths = in.lengths.data();
-  in.tables.offsets = in.offsets.data();
-  in.n = in.indexes.shape(0);
-  return in;
+  auto tables = std::make_unique<codec_rc::TableSet>();
+  const std::string err = tables->assign(ptr(c), rows, c.shape(1), ptr(l), ptr(o));
+  if (!err.empty()) throw py::value_error(err);
+  return tables;
 }
 
-// Validation shared by encode and decode; runs without the GIL. Returns "" when valid.
-std::string validate(const Inputs& in) {
-  std::string err = codec_rc::validate_tables(in.tables);
-  if (err.empty()) err = codec_rc::validate_indexes(ptr(in.indexes), in.n, in.tables.n_tables);
-  return err;
-}
+// Indexes are not copied (that would cost a pass over all values): they are checked up
+// front (validate_indexes, for a message naming the first bad one) and the core re-checks
+// each one as it reads it.
+py::array checked_indexes(const py::handle& indexes) { return checked(indexes, "indexes", 1); }
 
-py::bytes encode(const py::handle& symbols, const py::handle& indexes, const py::handle& cdfs, const py::handle& cdf_lengths,
-                 const py::handle& offsets) {
-  py::array sym = checked(symbols, "symbols", 1);
-  Inputs in = check_tables(indexes, cdfs, cdf_lengths, offsets);
-  if (sym.shape(0) != in.n) {
+void check_same_length(const py::array& sym, int64_t n) {
+  if (sym.shape(0) != n) {
     throw py::value_error("symbols and indexes must have the same length, got " + std::to_string(sym.shape(0)) + " and " +
-                          std::to_string(in.n));
+                          std::to_string(n));
   }
+}
+
+py::bytes encode(const py::handle& symbols, const py::handle& indexes, const codec_rc::TableSet& tables) {
+  py::array sym = checked(symbols, "symbols", 1);
+  const py::array idx = checked_indexes(indexes);
+  const int64_t n = idx.shape(0);
+  check_same_length(sym, n);
   std::vector<uint8_t> out;
   std::string err;
   {
     py::gil_scoped_release release;
-    err = validate(in);
-    if (err.empty()) err = codec_rc::encode(ptr(sym), ptr(in.indexes), in.n, in.tables, out);
+    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
+    if (err.empty()) err = codec_rc::encode(ptr(sym), ptr(idx), n, tables.tables(), out);
   }
   if (!err.empty()) throw py::value_error(err);
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
@@ -127,19 +117,19 @@ struct ByteView {
   ByteView& operator=(const ByteView&) = delete;
 };
 
-py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, const py::handle& cdfs, const py::handle& cdf_lengths,
-                            const py::handle& offsets) {
+py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, const codec_rc::TableSet& tables) {
   ByteView view(data);
-  Inputs in = check_tables(indexes, cdfs, cdf_lengths, offsets);
-  py::array_t<int32_t> out(in.n);
+  const py::array idx = checked_indexes(indexes);
+  const int64_t n = idx.shape(0);
+  py::array_t<int32_t> out(n);
   int32_t* dst = out.mutable_data();
   const auto* bytes = static_cast<const uint8_t*>(view.view.buf);
   const int64_t size = view.view.len;
   std::string err;
   {
     py::gil_scoped_release release;
-    err = validate(in);
-    if (err.empty()) err = codec_rc::decode(bytes, size, ptr(in.indexes), in.n, in.tables, dst);
+    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
+    if (err.empty()) err = codec_rc::decode(bytes, size, ptr(idx), n, tables.tables(), dst);
   }
   if (!err.empty()) throw py::value_error(err);
   return out;
@@ -176,23 +166,21 @@ std::vector<int64_t> checked_bounds(const py::handle& bounds, int64_t n, const p
   return b;
 }
 
-py::list encode_substreams(const py::handle& symbols, const py::handle& indexes, const py::handle& cdfs, const py::handle& cdf_lengths,
-                           const py::handle& offsets, const py::handle& bounds, const py::handle& threads) {
+py::list encode_substreams(const py::handle& symbols, const py::handle& indexes, const codec_rc::TableSet& tables,
+                           const py::handle& bounds, const py::handle& threads) {
   py::array sym = checked(symbols, "symbols", 1);
-  Inputs in = check_tables(indexes, cdfs, cdf_lengths, offsets);
-  if (sym.shape(0) != in.n) {
-    throw py::value_error("symbols and indexes must have the same length, got " + std::to_string(sym.shape(0)) + " and " +
-                          std::to_string(in.n));
-  }
-  const std::vector<int64_t> b = checked_bounds(bounds, in.n, threads);
+  const py::array idx = checked_indexes(indexes);
+  const int64_t n = idx.shape(0);
+  check_same_length(sym, n);
+  const std::vector<int64_t> b = checked_bounds(bounds, n, threads);
   const int64_t n_threads = thread_count(threads);
   std::vector<std::vector<uint8_t>> out;
   std::string err;
   {
     py::gil_scoped_release release;
-    err = validate(in);
+    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
     if (err.empty()) {
-      err = codec_rc::encode_substreams(ptr(sym), ptr(in.indexes), in.n, b.data(), int64_t(b.size()), in.tables, n_threads, out);
+      err = codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables.tables(), n_threads, out);
     }
   }
   if (!err.empty()) throw py::value_error(err);
@@ -201,17 +189,17 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
   return result;
 }
 
-py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle& indexes, const py::handle& cdfs,
-                                       const py::handle& cdf_lengths, const py::handle& offsets, const py::handle& bounds,
-                                       const py::handle& threads) {
+py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle& indexes, const codec_rc::TableSet& tables,
+                                       const py::handle& bounds, const py::handle& threads) {
   if (!py::isinstance<py::sequence>(data) || py::isinstance<py::bytes>(data) || py::isinstance<py::str>(data) ||
       PyByteArray_Check(data.ptr())) {
     throw py::type_error("data must be a list of byte strings (one per substream), got " +
                          std::string(py::str(py::type::of(data).attr("__name__"))));
   }
   const py::sequence seq = py::reinterpret_borrow<py::sequence>(data);
-  Inputs in = check_tables(indexes, cdfs, cdf_lengths, offsets);
-  const std::vector<int64_t> b = checked_bounds(bounds, in.n, threads);
+  const py::array idx = checked_indexes(indexes);
+  const int64_t n = idx.shape(0);
+  const std::vector<int64_t> b = checked_bounds(bounds, n, threads);
   const int64_t n_threads = thread_count(threads);
   const int64_t n_sub = int64_t(b.size()) - 1;
   if (int64_t(seq.size()) != n_sub) {
@@ -226,14 +214,14 @@ py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle&
     ptrs.push_back(static_cast<const uint8_t*>(views.back()->view.buf));
     sizes.push_back(int64_t(views.back()->view.len));
   }
-  py::array_t<int32_t> out(in.n);
+  py::array_t<int32_t> out(n);
   int32_t* dst = out.mutable_data();
   std::string err;
   {
     py::gil_scoped_release release;
-    err = validate(in);
+    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
     if (err.empty()) {
-      err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(in.indexes), in.n, b.data(), int64_t(b.size()), in.tables,
+      err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables.tables(),
                                         n_threads, dst);
     }
   }
@@ -247,16 +235,18 @@ void add_core_harness(py::module_& m);  // core_harness.cpp: test hooks of the s
 
 PYBIND11_MODULE(_rangecoder, m) {
   m.doc() = "Multi-symbol range coder with 16-bit quantized CDF tables (see codec.rangecoder).";
-  m.def("encode", &encode, py::arg("symbols"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"), py::arg("offsets"),
-        "Encode int32 values with per-value table indexes; returns bytes.");
-  m.def("decode", &decode, py::arg("data"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"), py::arg("offsets"),
-        "Decode len(indexes) int32 values from data.");
-  m.def("encode_substreams", &encode_substreams, py::arg("symbols"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"),
-        py::arg("offsets"), py::arg("bounds"), py::arg("threads"),
-        "Encode substream j = values [bounds[j], bounds[j+1]) on `threads` threads; returns a list of bytes.");
-  m.def("decode_substreams", &decode_substreams, py::arg("data"), py::arg("indexes"), py::arg("cdfs"), py::arg("cdf_lengths"),
-        py::arg("offsets"), py::arg("bounds"), py::arg("threads"),
-        "Decode a list of substreams (bounds as for encode_substreams) on `threads` threads.");
+  py::class_<codec_rc::TableSet>(m, "Tables",
+                                 "Quantized CDF tables (int32 cdfs [N, L], cdf_lengths [N], offsets [N]), copied and "
+                                 "validated once; read-only, shared by any number of coding calls and threads.")
+      .def(py::init(&make_tables), py::arg("cdfs"), py::arg("cdf_lengths"), py::arg("offsets"))
+      .def("__len__", &codec_rc::TableSet::size);
+  m.def("encode", &encode, py::arg("symbols"), py::arg("indexes"), py::arg("tables"),
+        "Encode int32 values with per-value table indexes into `tables`; returns bytes.");
+  m.def("decode", &decode, py::arg("data"), py::arg("indexes"), py::arg("tables"), "Decode len(indexes) int32 values from data.");
+  m.def("encode_substreams", &encode_substreams, py::arg("symbols"), py::arg("indexes"), py::arg("tables"), py::arg("bounds"),
+        py::arg("threads"), "Encode substream j = values [bounds[j], bounds[j+1]) on `threads` threads; returns a list of bytes.");
+  m.def("decode_substreams", &decode_substreams, py::arg("data"), py::arg("indexes"), py::arg("tables"), py::arg("bounds"),
+        py::arg("threads"), "Decode a list of substreams (bounds as for encode_substreams) on `threads` threads.");
   m.attr("PRECISION") = codec_rc::kPrecision;
   m.attr("MAX_THREADS") = codec_rc::kMaxThreads;
   add_core_harness(m);

@@ -404,14 +404,19 @@ def test_data_type_errors():
 def test_extension_type_checks():
     ext = importlib.import_module("codec._rangecoder")
     good = _valid()
+    tables = ext.Tables(good["cdfs"], good["cdf_lengths"], good["offsets"])
     with pytest.raises(TypeError, match="symbols"):
-        ext.encode([0, 1, 2], good["indexes"], good["cdfs"], good["cdf_lengths"], good["offsets"])
+        ext.encode([0, 1, 2], good["indexes"], tables)
     with pytest.raises(TypeError, match="indexes"):
-        ext.encode(good["symbols"], good["indexes"].astype(np.int64), good["cdfs"], good["cdf_lengths"], good["offsets"])
+        ext.encode(good["symbols"], good["indexes"].astype(np.int64), tables)
     with pytest.raises(ValueError, match="contiguous"):
-        ext.encode(good["symbols"], good["indexes"], np.asfortranarray(good["cdfs"]), good["cdf_lengths"], good["offsets"])
+        ext.Tables(np.asfortranarray(good["cdfs"]), good["cdf_lengths"], good["offsets"])
+    with pytest.raises(TypeError, match="cdf_lengths"):
+        ext.Tables(good["cdfs"], good["cdf_lengths"].astype(np.int64), good["offsets"])
     with pytest.raises(TypeError, match="data"):
-        ext.decode(object(), good["indexes"], good["cdfs"], good["cdf_lengths"], good["offsets"])
+        ext.decode(object(), good["indexes"], tables)
+    with pytest.raises(TypeError):
+        ext.encode(good["symbols"], good["indexes"], good["cdfs"])  # arrays are not a Tables
 
 
 def test_import_error_message(monkeypatch):
@@ -432,7 +437,9 @@ def test_extension_refuses_non_native_byte_order():
 
     cdfs = np.array([[0, 30000, 65535, 65536]], dtype=np.int32)
     with pytest.raises(TypeError, match="byte order"):
-        ext.encode(np.array([0, 1], ">i4"), np.zeros(2, np.int32), cdfs, np.array([4], np.int32), np.array([0], np.int32))
+        ext.encode(np.array([0, 1], ">i4"), np.zeros(2, np.int32), ext.Tables(cdfs, np.array([4], np.int32), np.array([0], np.int32)))
+    with pytest.raises(TypeError, match="byte order"):
+        ext.Tables(cdfs.astype(">i4"), np.array([4], np.int32), np.array([0], np.int32))
     # The Python module converts such arrays, so it codes them as their values say.
     sym = np.array([0, 1, 1, 0], np.int32)
     args = (np.zeros(4, np.int32), cdfs, np.array([4], np.int32), np.array([0], np.int32))

@@ -198,18 +198,19 @@ def test_raw_extension_checks():
 
     _, (sym, idx, cdfs, lengths, offsets) = _case(6, N)
     b64 = np.array([0, N], np.int64)
+    tables = ext.Tables(cdfs, lengths, offsets)
     with pytest.raises(TypeError, match="bounds must have dtype int64"):
-        ext.encode_substreams(sym, idx, cdfs, lengths, offsets, b64.astype(np.int32), 1)
+        ext.encode_substreams(sym, idx, tables, b64.astype(np.int32), 1)
     with pytest.raises(TypeError, match="bounds must be a numpy int64 array"):
-        ext.encode_substreams(sym, idx, cdfs, lengths, offsets, [0, N], 1)
+        ext.encode_substreams(sym, idx, tables, [0, N], 1)
     with pytest.raises(TypeError, match="byte order"):
-        ext.encode_substreams(sym, idx, cdfs, lengths, offsets, b64.astype(">i8"), 1)
+        ext.encode_substreams(sym, idx, tables, b64.astype(">i8"), 1)
     with pytest.raises(ValueError, match="contiguous"):
-        ext.encode_substreams(sym, idx, cdfs, lengths, offsets, np.array([0, 7, N, 9], np.int64)[::2], 1)
+        ext.encode_substreams(sym, idx, tables, np.array([0, 7, N, 9], np.int64)[::2], 1)
     with pytest.raises(TypeError, match="threads must be an int"):
-        ext.encode_substreams(sym, idx, cdfs, lengths, offsets, b64, True)
+        ext.encode_substreams(sym, idx, tables, b64, True)
     with pytest.raises(TypeError, match="list of byte strings"):
-        ext.decode_substreams(bytearray(b"ab"), idx, cdfs, lengths, offsets, b64, 1)
+        ext.decode_substreams(bytearray(b"ab"), idx, tables, b64, 1)
 
 
 # ----------------------------------------------------------------------------------

@@ -85,13 +85,13 @@ def test_the_latents_round_trip_exactly_through_substreams(threads):
 
 def test_bytes_do_not_depend_on_the_thread_count(kodak_sized, coded, threads, monkeypatch):
     used = []
-    encode_substreams = rangecoder.encode_substreams
+    encode_substreams = rangecoder.encode_substreams_with
 
     def spy(*args):
         used.append(args[-1])
         return encode_substreams(*args)
 
-    monkeypatch.setattr(rangecoder, "encode_substreams", spy)
+    monkeypatch.setattr(rangecoder, "encode_substreams_with", spy)
     files = {}
     for n in (1, 2):
         threads(n)

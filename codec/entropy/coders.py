@@ -87,36 +87,38 @@ def coder_name(coder_id: int) -> str | None:
     return name if name in _BY_NAME else None
 
 
+def _rangecoder():
+    from codec.entropy import rangecoder  # compiled extension, needed only for real coding
+
+    return rangecoder
+
+
 @register_coder
 class CpuRangeCoder:
     """Our C++ multi-symbol range coder on the CPU (GIL released while coding; substreams on
-    several threads)."""
+    several threads). Each :class:`EntropyTables` gets its C++ ``rangecoder.Tables`` once, on
+    first use (:meth:`tables`), so a call converts and checks no table."""
 
     name = "cpu"
     id = bitstream.coder_id("cpu")
 
-    def encode(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables) -> bytes:
-        from codec.entropy import rangecoder  # compiled extension, needed only for real coding
+    def tables(self, tables: EntropyTables):
+        """The C++ :class:`codec.entropy.rangecoder.Tables` of ``tables``, built once and kept with them."""
+        rangecoder = _rangecoder()
+        return tables.prepared(self.name, lambda t: rangecoder.Tables(t.cdfs, t.cdf_lengths, t.offsets))
 
-        return rangecoder.encode(symbols, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets)
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables) -> bytes:
+        return _rangecoder().encode_with(symbols, indexes, self.tables(tables))
 
     def decode(self, data: bytes, indexes: np.ndarray, tables: EntropyTables) -> np.ndarray:
-        from codec.entropy import rangecoder
-
-        return rangecoder.decode(data, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets)
+        return _rangecoder().decode_with(data, indexes, self.tables(tables))
 
     def encode_substreams(self, symbols: np.ndarray, indexes: np.ndarray, tables: EntropyTables,
                           bounds: np.ndarray, threads: int | None = None) -> list[bytes]:
-        from codec.entropy import rangecoder
-
         threads = coder_threads(len(bounds) - 1) if threads is None else threads
-        return rangecoder.encode_substreams(symbols, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets,
-                                            bounds, threads)
+        return _rangecoder().encode_substreams_with(symbols, indexes, self.tables(tables), bounds, threads)
 
     def decode_substreams(self, strings: Sequence[bytes], indexes: np.ndarray, tables: EntropyTables,
                           bounds: np.ndarray, threads: int | None = None) -> np.ndarray:
-        from codec.entropy import rangecoder
-
         threads = coder_threads(len(bounds) - 1) if threads is None else threads
-        return rangecoder.decode_substreams(strings, indexes, tables.cdfs, tables.cdf_lengths, tables.offsets,
-                                            bounds, threads)
+        return _rangecoder().decode_substreams_with(strings, indexes, self.tables(tables), bounds, threads)

@@ -1,12 +1,20 @@
 """Compiled multi-symbol range coder with compressai-style 16-bit quantized CDF tables.
 
-Numpy API (the fast path)::
+Numpy API. Tables built once, then any number of calls (the fast path)::
 
-    data = encode(symbols, indexes, cdfs, cdf_lengths, offsets)   # -> bytes
-    values = decode(data, indexes, cdfs, cdf_lengths, offsets)     # -> np.ndarray[int32]
+    tables = Tables(cdfs, cdf_lengths, offsets)                   # converted and validated once
+    data = encode_with(symbols, indexes, tables)                  # -> bytes
+    values = decode_with(data, indexes, tables)                   # -> np.ndarray[int32]
 
     # The same values as independent substreams coded on several threads:
-    strings = encode_substreams(symbols, indexes, cdfs, cdf_lengths, offsets, bounds, threads=2)  # -> list[bytes]
+    strings = encode_substreams_with(symbols, indexes, tables, bounds, threads=2)  # -> list[bytes]
+    values = decode_substreams_with(strings, indexes, tables, bounds, threads=2)
+
+The same with the three table arrays in every call (each call builds a :class:`Tables`)::
+
+    data = encode(symbols, indexes, cdfs, cdf_lengths, offsets)
+    values = decode(data, indexes, cdfs, cdf_lengths, offsets)
+    strings = encode_substreams(symbols, indexes, cdfs, cdf_lengths, offsets, bounds, threads=2)
     values = decode_substreams(strings, indexes, cdfs, cdf_lengths, offsets, bounds, threads=2)
 
 ``symbols`` and ``indexes`` are 1-D integer arrays of equal length, ``cdfs`` is a 2-D
@@ -41,7 +49,8 @@ except ImportError as exc:  # pragma: no cover - depends on the build
         f"from the repository root. (Original error: {exc})"
     ) from exc
 
-__all__ = ["encode", "decode", "encode_substreams", "decode_substreams", "PRECISION", "MAX_THREADS"]
+__all__ = ["Tables", "encode_with", "decode_with", "encode_substreams_with", "decode_substreams_with",
+           "encode", "decode", "encode_substreams", "decode_substreams", "PRECISION", "MAX_THREADS"]
 
 PRECISION: int = _ext.PRECISION
 #: The largest thread count the substream functions accept.
@@ -95,63 +104,92 @@ def _as_data(data: Any, name: str = "data") -> bytes | bytearray | memoryview:
     return data
 
 
-def _as_tables(cdfs: Any, cdf_lengths: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The three table arguments every coder call takes, checked and converted alike."""
-    return _as_int32(cdfs, "cdfs", 2), _as_int32(cdf_lengths, "cdf_lengths", 1), _as_int32(offsets, "offsets", 1)
+class Tables(_ext.Tables):
+    """A table set converted and validated once, then shared by any number of coding calls.
+
+    ``Tables(cdfs, cdf_lengths, offsets)`` converts the arrays as the coding functions
+    convert theirs (integer array-likes; values outside int32 -> ``ValueError``, float
+    arrays -> ``TypeError``), copies them into the C++ object and checks every table;
+    ``ValueError`` names the first fault. The object is read-only afterwards: it can be
+    used from several threads at once (the coding functions release the GIL), and the
+    decoder's per-table lookup tables are built once, on first use, and kept with it.
+    """
+
+    def __init__(self, cdfs: Any, cdf_lengths: Any, offsets: Any) -> None:
+        super().__init__(_as_int32(cdfs, "cdfs", 2), _as_int32(cdf_lengths, "cdf_lengths", 1),
+                         _as_int32(offsets, "offsets", 1))
 
 
-def encode(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any) -> bytes:
-    """Range-code ``symbols[k]`` with table ``indexes[k]``; returns the stream as bytes."""
-    return _ext.encode(
-        _as_int32(symbols, "symbols", 1),
-        _as_int32(indexes, "indexes", 1),
-        *_as_tables(cdfs, cdf_lengths, offsets),
-    )
+def _checked_tables(tables: Any) -> _ext.Tables:
+    if not isinstance(tables, _ext.Tables):
+        raise TypeError(f"tables must be a rangecoder.Tables, got {type(tables).__name__}")
+    return tables
 
 
-def decode(data: bytes | bytearray | memoryview, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any) -> np.ndarray:
-    """Decode ``len(indexes)`` values written by :func:`encode` with the same tables.
+def _as_strings(strings: Any) -> list:
+    if isinstance(strings, (str, bytes, bytearray, memoryview)) or not isinstance(strings, Sequence):
+        raise TypeError(f"strings must be a list of byte strings (one per substream), got {type(strings).__name__}")
+    return [_as_data(s, f"strings[{j}]") for j, s in enumerate(strings)]
+
+
+def encode_with(symbols: Any, indexes: Any, tables: Tables) -> bytes:
+    """Range-code ``symbols[k]`` with table ``indexes[k]`` of ``tables``; returns the stream as bytes."""
+    return _ext.encode(_as_int32(symbols, "symbols", 1), _as_int32(indexes, "indexes", 1), _checked_tables(tables))
+
+
+def decode_with(data: bytes | bytearray | memoryview, indexes: Any, tables: Tables) -> np.ndarray:
+    """Decode ``len(indexes)`` values written by :func:`encode_with` with the same tables.
 
     Raises ``ValueError`` for corrupt or truncated data (never reads out of bounds).
     """
-    return _ext.decode(
-        _as_data(data),
-        _as_int32(indexes, "indexes", 1),
-        *_as_tables(cdfs, cdf_lengths, offsets),
-    )
+    return _ext.decode(_as_data(data), _as_int32(indexes, "indexes", 1), _checked_tables(tables))
 
 
-def encode_substreams(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, bounds: Any,
-                      threads: int = 1) -> list[bytes]:
+def encode_substreams_with(symbols: Any, indexes: Any, tables: Tables, bounds: Any, threads: int = 1) -> list[bytes]:
     """Range-code ``symbols[bounds[j]:bounds[j+1]]`` as substream ``j``, on ``threads`` threads.
 
     Returns one byte string per substream (``len(bounds) - 1``), each equal to
-    :func:`encode` of its slice. ``ValueError`` for bad bounds or ``threads`` outside
+    :func:`encode_with` of its slice. ``ValueError`` for bad bounds or ``threads`` outside
     ``[1, MAX_THREADS]``; at most one thread per substream is started.
     """
-    return _ext.encode_substreams(
-        _as_int32(symbols, "symbols", 1),
-        _as_int32(indexes, "indexes", 1),
-        *_as_tables(cdfs, cdf_lengths, offsets),
-        _as_bounds(bounds),
-        operator.index(threads),
-    )
+    return _ext.encode_substreams(_as_int32(symbols, "symbols", 1), _as_int32(indexes, "indexes", 1),
+                                  _checked_tables(tables), _as_bounds(bounds), operator.index(threads))
 
 
-def decode_substreams(strings: Sequence[bytes | bytearray | memoryview], indexes: Any, cdfs: Any, cdf_lengths: Any,
-                      offsets: Any, bounds: Any, threads: int = 1) -> np.ndarray:
-    """Decode what :func:`encode_substreams` wrote: ``len(indexes)`` values, on ``threads`` threads.
+def decode_substreams_with(strings: Sequence[bytes | bytearray | memoryview], indexes: Any, tables: Tables, bounds: Any,
+                           threads: int = 1) -> np.ndarray:
+    """Decode what :func:`encode_substreams_with` wrote: ``len(indexes)`` values, on ``threads`` threads.
 
     ``strings[j]`` fills ``values[bounds[j]:bounds[j+1]]``. Raises ``ValueError`` naming
     the lowest-numbered corrupt or truncated substream, or for bad bounds / threads / a
     wrong number of substreams (never reads out of bounds).
     """
-    if isinstance(strings, (str, bytes, bytearray, memoryview)) or not isinstance(strings, Sequence):
-        raise TypeError(f"strings must be a list of byte strings (one per substream), got {type(strings).__name__}")
-    return _ext.decode_substreams(
-        [_as_data(s, f"strings[{j}]") for j, s in enumerate(strings)],
-        _as_int32(indexes, "indexes", 1),
-        *_as_tables(cdfs, cdf_lengths, offsets),
-        _as_bounds(bounds),
-        operator.index(threads),
-    )
+    return _ext.decode_substreams(_as_strings(strings), _as_int32(indexes, "indexes", 1), _checked_tables(tables),
+                                  _as_bounds(bounds), operator.index(threads))
+
+
+# The same functions with the three table arrays in place of a Tables (one is built per call).
+def encode(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any) -> bytes:
+    """:func:`encode_with` with ``Tables(cdfs, cdf_lengths, offsets)``."""
+    symbols, indexes = _as_int32(symbols, "symbols", 1), _as_int32(indexes, "indexes", 1)
+    return encode_with(symbols, indexes, Tables(cdfs, cdf_lengths, offsets))
+
+
+def decode(data: bytes | bytearray | memoryview, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any) -> np.ndarray:
+    """:func:`decode_with` with ``Tables(cdfs, cdf_lengths, offsets)``."""
+    data, indexes = _as_data(data), _as_int32(indexes, "indexes", 1)
+    return decode_with(data, indexes, Tables(cdfs, cdf_lengths, offsets))
+
+
+def encode_substreams(symbols: Any, indexes: Any, cdfs: Any, cdf_lengths: Any, offsets: Any, bounds: Any,
+                      threads: int = 1) -> list[bytes]:
+    """:func:`encode_substreams_with` with ``Tables(cdfs, cdf_lengths, offsets)``."""
+    symbols, indexes = _as_int32(symbols, "symbols", 1), _as_int32(indexes, "indexes", 1)
+    return encode_substreams_with(symbols, indexes, Tables(cdfs, cdf_lengths, offsets), bounds, threads)
+
+
+def decode_substreams(strings: Sequence[bytes | bytearray | memoryview], indexes: Any, cdfs: Any, cdf_lengths: Any,
+                      offsets: Any, bounds: Any, threads: int = 1) -> np.ndarray:
+    """:func:`decode_substreams_with` with ``Tables(cdfs, cdf_lengths, offsets)``."""
+    strings, indexes = _as_strings(strings), _as_int32(indexes, "indexes", 1)
+    return decode_substreams_with(strings, indexes, Tables(cdfs, cdf_lengths, offsets), bounds, threads)

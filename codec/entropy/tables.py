@@ -4,14 +4,20 @@ A table set is compressai's layout: ``cdfs[i, :cdf_lengths[i]]`` is the 16-bit q
 CDF of table ``i`` (0 ... 65536, strictly increasing; its last symbol, ``cdf_lengths[i] - 2``,
 is the escape) and ``offsets[i]`` is added to the symbols of table ``i``. Building an
 :class:`EntropyTables` checks all of it and freezes the arrays, so coding calls need
-neither conversion nor another check in Python.
+neither conversion nor another check in Python; a coder backend's own form of the tables
+(the ``cpu`` coder's C++ :class:`codec.entropy.rangecoder.Tables`) is built from them once,
+on first use, and kept with them (:meth:`EntropyTables.prepared`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 #: Bits of precision of the quantized CDFs: they end at 2**PRECISION.
 PRECISION = 16
@@ -37,6 +43,8 @@ class EntropyTables:
     cdfs: np.ndarray
     cdf_lengths: np.ndarray
     offsets: np.ndarray
+    _prepared: dict = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def from_arrays(cls, cdfs: Any, cdf_lengths: Any, offsets: Any) -> EntropyTables:
@@ -48,6 +56,19 @@ class EntropyTables:
 
     def __len__(self) -> int:
         return self.cdfs.shape[0]
+
+    def prepared(self, key: str, build: Callable[[EntropyTables], T]) -> T:
+        """``build(self)``, built once per ``key`` (a backend's name) and kept: a coder backend's
+        own form of these tables, so that coding calls with the same model neither convert nor
+        check them again. Thread-safe: ``build`` runs once per key."""
+        try:
+            return self._prepared[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._prepared:
+                self._prepared[key] = build(self)
+            return self._prepared[key]
 
     def validate(self) -> None:
         """ValueError unless every table is a valid quantized CDF (the coders' preconditions)."""
