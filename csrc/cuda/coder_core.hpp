@@ -26,8 +26,10 @@
 
 #if defined(__CUDACC__)
 #define CODEC_HD __host__ __device__ __forceinline__
+#define CODEC_HD_COLD __host__ __device__ __noinline__
 #else
 #define CODEC_HD inline
+#define CODEC_HD_COLD __attribute__((noinline, cold))
 #endif
 
 namespace codec_rc {
@@ -105,7 +107,7 @@ CODEC_HD Result make_result(int32_t status, int64_t at, int64_t bytes = 0) {
 CODEC_HD int32_t table_of(const Tables& t, int32_t idx, const int32_t*& cdf, int64_t& last) {
   if (uint64_t(uint32_t(idx)) >= uint64_t(t.n_tables)) return kBadIndex;
   const int64_t len = t.lengths[idx];
-  if (len < 2 || len > t.stride) return kBadCdfLength;
+  if (uint64_t(len - 2) > uint64_t(t.stride - 2)) return kBadCdfLength;  // len outside [2, stride]
   cdf = t.cdfs + int64_t(idx) * t.stride;
   last = len - 2;
   return kOk;
@@ -124,8 +126,9 @@ struct EncoderState {
 
 // Adds 1 to the bytes written: trailing 0xFF become 0x00, the first other byte is
 // incremented (never runs past the first byte: the coded value stays below 1).
+// Out of line: rare, and keeps the coding loop small.
 template <bool kWrite>
-CODEC_HD void carry(uint8_t* out, int64_t pos) {
+CODEC_HD_COLD void carry(uint8_t* out, int64_t pos) {
   if (!kWrite) return;  // counting only: a carry changes bytes, never their number
   int64_t i = pos;
   while (i > 0 && out[i - 1] == 0xFF) out[--i] = 0;
@@ -137,7 +140,8 @@ CODEC_HD void carry(uint8_t* out, int64_t pos) {
 // On a fault, `e` is left where the fault happened and Result.at is the value's number.
 template <bool kWrite>
 CODEC_HD Result encode_values(EncoderState& e, const int32_t* symbols, const int32_t* indexes, int64_t begin, int64_t end,
-                              const Tables& t, uint8_t* out, int64_t capacity) {
+                              const Tables& tables, uint8_t* out, int64_t capacity) {
+  const Tables t = tables;  // a local copy: the byte stores below cannot alias it
   uint64_t low = e.low, range = e.range;
   int64_t pos = e.pos;
   int32_t status = kOk;
@@ -168,16 +172,23 @@ CODEC_HD Result encode_values(EncoderState& e, const int32_t* symbols, const int
     status = table_of(t, idx, cdf, last);
     if (status != kOk) break;
     const int64_t s = int64_t(symbols[k]) - int64_t(t.offsets[idx]);
-    const bool escape = !(s >= 0 && s < last);
-    const int64_t sym = escape ? last : s;
-    const int32_t lo = cdf[sym], hi = cdf[sym + 1];
-    if (lo < 0 || hi <= lo || hi > int32_t(kTotal)) {
+    if (s >= 0 && s < last) {
+      const uint32_t lo = uint32_t(cdf[s]), hi = uint32_t(cdf[s + 1]);
+      if (lo >= hi || hi > kTotal) {  // as unsigned: also catches negative entries
+        status = kBadTable;
+        break;
+      }
+      CODEC_RC_PUT(lo, hi - lo, kPrecision)
+      if (status != kOk) break;
+      continue;
+    }
+    const uint32_t lo = uint32_t(cdf[last]), hi = uint32_t(cdf[last + 1]);  // the escape symbol
+    if (lo >= hi || hi > kTotal) {
       status = kBadTable;
       break;
     }
-    CODEC_RC_PUT(uint32_t(lo), uint32_t(hi - lo), kPrecision)
+    CODEC_RC_PUT(lo, hi - lo, kPrecision)
     if (status != kOk) break;
-    if (!escape) continue;
     const uint64_t raw = s < 0 ? uint64_t(-2 * s - 1) : uint64_t(2 * (s - last));
     int chunks = 0;
     while (chunks < kMaxBypassChunks && (raw >> (kBypassBits * chunks)) != 0) ++chunks;
@@ -266,8 +277,9 @@ struct BinarySearch {
 
 // Decodes n values from data[0 .. size) into out[0 .. n). Search: as BinarySearch.
 template <class Search>
-CODEC_HD Result decode_stream(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t, int32_t* out,
+CODEC_HD Result decode_stream(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& tables, int32_t* out,
                               const Search& search) {
+  const Tables t = tables;  // a local copy: the stores below cannot alias it
   if (n < 0 || size < 0 || (data == nullptr && size > 0)) return make_result(kBadArgument, -1);
   if (n == 0) return make_result(kOk, -1);
   int64_t pos = 0;
@@ -296,12 +308,10 @@ CODEC_HD Result decode_stream(const uint8_t* data, int64_t size, const int32_t* 
     const uint32_t v32 = uint32_t(v);
     int64_t s = search(idx, cdf, last, v32);
     if (s < 0 || s > last) s = 0;
-    while (s < last && cdf[s + 1] >= 0 && uint32_t(cdf[s + 1]) <= v32) ++s;
-    const int32_t lo = cdf[s], hi = cdf[s + 1];
-    if (lo < 0 || hi <= lo || hi > int32_t(kTotal) || uint32_t(lo) > v32 || uint32_t(hi) <= v32) {
-      return make_result(kBadTable, k);
-    }
-    CODEC_RC_TAKE(r, uint32_t(lo), uint32_t(hi - lo))
+    while (s < last && uint32_t(cdf[s + 1]) <= v32) ++s;  // a negative entry stops it too
+    const uint32_t lo = uint32_t(cdf[s]), hi = uint32_t(cdf[s + 1]);
+    if (lo > v32 || hi <= v32 || hi > kTotal) return make_result(kBadTable, k);  // lo <= v < hi <= 2^16
+    CODEC_RC_TAKE(r, lo, hi - lo)
     if (s < last) {
       out[k] = int32_t(s + int64_t(t.offsets[idx]));
     } else {
