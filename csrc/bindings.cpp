@@ -91,7 +91,7 @@ py::bytes encode(const py::handle& symbols, const py::handle& indexes, const cod
   {
     py::gil_scoped_release release;
     err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
-    if (err.empty()) err = codec_rc::encode(ptr(sym), ptr(idx), n, tables.tables(), out);
+    if (err.empty()) err = codec_rc::encode(ptr(sym), ptr(idx), n, tables, out);
   }
   if (!err.empty()) throw py::value_error(err);
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
@@ -129,7 +129,7 @@ py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, c
   {
     py::gil_scoped_release release;
     err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
-    if (err.empty()) err = codec_rc::decode(bytes, size, ptr(idx), n, tables.tables(), dst);
+    if (err.empty()) err = codec_rc::decode(bytes, size, ptr(idx), n, tables, dst);
   }
   if (!err.empty()) throw py::value_error(err);
   return out;
@@ -180,7 +180,7 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
     py::gil_scoped_release release;
     err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
     if (err.empty()) {
-      err = codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables.tables(), n_threads, out);
+      err = codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads, out);
     }
   }
   if (!err.empty()) throw py::value_error(err);
@@ -221,7 +221,7 @@ py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle&
     py::gil_scoped_release release;
     err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
     if (err.empty()) {
-      err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables.tables(),
+      err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables,
                                         n_threads, dst);
     }
   }

@@ -3,6 +3,8 @@
 // stream format.
 #include "rangecoder.hpp"
 
+#include "tables.hpp"
+
 #include <atomic>
 #include <algorithm>
 #include <mutex>
@@ -12,8 +14,7 @@
 namespace codec_rc {
 namespace {
 
-constexpr int kLutBits = 10;           // decoder lookup: 1024 bins per table
-constexpr int kLutShift = kPrecision - kLutBits;
+constexpr int kLutShift = kPrecision - TableSet::kLutBits;
 
 std::string at(const char* name, int64_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 
@@ -66,7 +67,8 @@ std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables
   return {};
 }
 
-std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const Tables& t, std::vector<uint8_t>& out) {
+std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const TableSet& ts, std::vector<uint8_t>& out) {
+  const Tables& t = ts.tables();
   out.clear();
   if (n == 0) return {};
   // Blocks of values, the buffer grown before each so that the core cannot run out of room.
@@ -88,50 +90,16 @@ std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, co
 
 namespace {
 
-// Decoder lookup tables: lut(i)[b] = the symbol of table i whose interval contains
-// b << kLutShift. Each table's is built on first use, so memory is proportional to the
-// tables actually used; one object serves any number of decode calls with the same tables.
-class LazyLut {
- public:
-  static constexpr int64_t kBins = int64_t(1) << kLutBits;
-
-  explicit LazyLut(const Tables& t) : t_(t), slot_(size_t(t.n_tables), -1) {}
-
-  // REQUIRES: 0 <= idx < t.n_tables and table idx validated.
-  const uint16_t* get(int32_t idx) {
-    if (slot_[idx] < 0) {
-      const int32_t* cdf = t_.cdfs + int64_t(idx) * t_.stride;
-      slot_[idx] = n_built_++;
-      lut_.resize(size_t(n_built_) * kBins);
-      uint16_t* tl = lut_.data() + int64_t(slot_[idx]) * kBins;
-      int64_t s = 0;
-      for (int64_t b = 0; b < kBins; ++b) {
-        const int32_t x = int32_t(b << kLutShift);
-        while (cdf[s + 1] <= x) ++s;  // bounded: cdf[len-1] = 65536 > x
-        tl[b] = uint16_t(s);
-      }
-    }
-    return lut_.data() + int64_t(slot_[idx]) * kBins;
-  }
-
- private:
-  const Tables& t_;
-  std::vector<uint16_t> lut_;
-  std::vector<int32_t> slot_;
-  int32_t n_built_ = 0;
-};
-
-// The core's symbol search by lookup table (BinarySearch on the GPU; same symbols).
+// The core's symbol search by the table set's lookup tables (BinarySearch on the GPU; same
+// symbols). Without a lookup table (out of memory) the core scans from symbol 0: slower,
+// same result.
 struct LutSearch {
-  LazyLut& luts;
-  int64_t operator()(int32_t idx, const int32_t*, int64_t, uint32_t v) const { return luts.get(idx)[v >> kLutShift]; }
+  const TableSet& ts;
+  int64_t operator()(int32_t idx, const int32_t*, int64_t, uint32_t v) const {
+    const uint16_t* lut = ts.lut(idx);  // idx checked by the core
+    return lut != nullptr ? lut[v >> kLutShift] : 0;
+  }
 };
-
-std::string decode_with(LazyLut& luts, const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t,
-                        int32_t* out) {
-  const core::Result r = core::decode_stream(data, size, indexes, n, t, out, LutSearch{luts});
-  return r.status == core::kOk ? std::string() : fault_message(r, n);
-}
 
 // Runs job(j, state) for j = 0 .. n_jobs-1 on `threads` threads (the caller's included),
 // each with its own State built by make_state(). Jobs are taken in order from a counter;
@@ -186,10 +154,9 @@ std::string slice_name(const int64_t* bounds, int64_t j) {
 
 }  // namespace
 
-std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const Tables& t, int32_t* out) {
-  if (n == 0) return {};
-  LazyLut luts(t);
-  return decode_with(luts, data, size, indexes, n, t, out);
+std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const TableSet& t, int32_t* out) {
+  const core::Result r = core::decode_stream(data, size, indexes, n, t.tables(), out, LutSearch{t});
+  return r.status == core::kOk ? std::string() : fault_message(r, n);
 }
 
 std::string validate_bounds(const int64_t* bounds, int64_t n_bounds, int64_t n) {
@@ -216,7 +183,7 @@ std::string validate_threads(int64_t threads) {
 }
 
 std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, int64_t n, const int64_t* bounds, int64_t n_bounds,
-                              const Tables& t, int64_t threads, std::vector<std::vector<uint8_t>>& out) {
+                              const TableSet& t, int64_t threads, std::vector<std::vector<uint8_t>>& out) {
   std::string err = validate_bounds(bounds, n_bounds, n);
   if (err.empty()) err = validate_threads(threads);
   if (!err.empty()) return err;
@@ -232,7 +199,7 @@ std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, in
 }
 
 std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, const int32_t* indexes, int64_t n,
-                              const int64_t* bounds, int64_t n_bounds, const Tables& t, int64_t threads, int32_t* out) {
+                              const int64_t* bounds, int64_t n_bounds, const TableSet& t, int64_t threads, int32_t* out) {
   std::string err = validate_bounds(bounds, n_bounds, n);
   if (err.empty()) err = validate_threads(threads);
   if (!err.empty()) return err;
@@ -241,10 +208,10 @@ std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, 
     if (sizes[j] < 0) return at("sizes", j) + " = " + std::to_string(sizes[j]) + " is negative";
   }
   return parallel_for(
-      n_sub, threads, [&] { return LazyLut(t); },
-      [&](int64_t j, LazyLut& luts) -> std::string {
+      n_sub, threads, [] { return 0; },
+      [&](int64_t j, int&) -> std::string {
         const int64_t a = bounds[j];
-        std::string e = decode_with(luts, data[j], sizes[j], indexes + a, bounds[j + 1] - a, t, out + a);
+        std::string e = decode(data[j], sizes[j], indexes + a, bounds[j + 1] - a, t, out + a);
         return e.empty() ? e : slice_name(bounds, j) + ": " + e;
       });
 }

@@ -54,6 +54,9 @@
 // followed by the n chunks, least significant first. Every 4-bit chunk is coded with the
 // uniform model (r = range >> 4; low += r * chunk; range = r).
 //
+// The coding functions take the tables as a TableSet (tables.hpp): copied and validated
+// once per model, then shared read-only by every call and thread.
+//
 // ---------------------------------------------------------------------------------
 // Hardening
 // ---------------------------------------------------------------------------------
@@ -72,8 +75,8 @@
 // that slice alone (so one substream, bounds = {0, n}, is byte-identical to encode()).
 // The substreams are coded on up to `threads` std::threads, which take substreams in
 // order from a shared counter; each substream's bytes depend only on its slice, never on
-// the thread count or on timing. Each decoding thread keeps its own decoder lookup
-// tables across the substreams it decodes. Errors: the one of the lowest-numbered failing
+// the thread count or on timing. The decoding threads share the table set's lookup
+// tables (tables.hpp: built once, on first use, published atomically). Errors: the one of the lowest-numbered failing
 // substream, prefixed with its number (every substream below it is always coded, so the
 // message does not depend on timing either). The threads share the tables and the
 // inputs read-only and write disjoint outputs; the caller must not write any of them
@@ -96,8 +99,12 @@ constexpr int kMaxBypassChunks = core::kMaxBypassChunks;
 constexpr int kMaxOverreadBytes = core::kMaxOverreadBytes;
 constexpr int64_t kMaxThreads = 256;  // a larger thread count is refused (ValueError)
 
-// cdfs (n_tables x stride, row-major), lengths and offsets (n_tables each).
+// cdfs (n_tables x stride, row-major), lengths and offsets (n_tables each): a view.
 using Tables = core::Tables;
+
+// A validated copy of a Tables with the decoder's lookup tables, made once per model
+// (tables.hpp). The coding functions below take one: the tables are not checked per call.
+class TableSet;
 
 // All functions return "" on success or an error message (for a Python ValueError).
 
@@ -108,13 +115,13 @@ std::string validate_tables(const Tables& t);
 // Checks 0 <= indexes[k] < n_tables for all k.
 std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables);
 
-// Encodes n values; tables must have been validated (each index is checked as read).
-std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const Tables& t,
+// Encodes n values (each index is checked as read; validate_indexes names the first bad one).
+std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const TableSet& t,
                    std::vector<uint8_t>& out);
 
-// Decodes n values into out; tables must have been validated (each index is checked).
+// Decodes n values into out (each index is checked as read), with t's lookup tables.
 std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n,
-                   const Tables& t, int32_t* out);
+                   const TableSet& t, int32_t* out);
 
 // Checks that bounds (n_bounds entries) split [0, n) into substreams:
 // n_bounds >= 2, bounds[0] = 0, bounds[k] <= bounds[k+1], bounds[n_bounds-1] = n.
@@ -125,19 +132,19 @@ std::string validate_threads(int64_t threads);
 
 // Encodes the n_sub = n_bounds - 1 substreams of symbols[0..n) given by bounds; out gets
 // one byte string per substream.
-// REQUIRES: validate_tables(t) is "" (indexes are checked as read); symbols and indexes
-//           readable for n entries; bounds readable for n_bounds entries. bounds and
-//           threads are checked here (validate_bounds, validate_threads).
+// REQUIRES: symbols and indexes readable for n entries; bounds readable for n_bounds
+//           entries. Indexes are checked as read; bounds and threads are checked here
+//           (validate_bounds, validate_threads).
 std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, int64_t n, const int64_t* bounds,
-                              int64_t n_bounds, const Tables& t, int64_t threads,
+                              int64_t n_bounds, const TableSet& t, int64_t threads,
                               std::vector<std::vector<uint8_t>>& out);
 
 // Decodes substream j (data[j], sizes[j] bytes) into out[bounds[j] .. bounds[j+1]).
-// REQUIRES: validate_tables(t) is "" (indexes are checked as read); data and sizes have
-//           n_bounds - 1 entries, data[j] readable for sizes[j] bytes (may be null when
-//           sizes[j] is 0); indexes readable and out writable for n entries. bounds,
-//           threads and sizes >= 0 are checked here.
+// REQUIRES: data and sizes have n_bounds - 1 entries, data[j] readable for sizes[j]
+//           bytes (may be null when sizes[j] is 0); indexes readable and out writable for
+//           n entries. Indexes are checked as read; bounds, threads and sizes >= 0 are
+//           checked here. The threads share t's lookup tables.
 std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, const int32_t* indexes, int64_t n,
-                              const int64_t* bounds, int64_t n_bounds, const Tables& t, int64_t threads, int32_t* out);
+                              const int64_t* bounds, int64_t n_bounds, const TableSet& t, int64_t threads, int32_t* out);
 
 }  // namespace codec_rc

@@ -47,7 +47,7 @@ echo "== tests/test_rangecoder.py tests/test_substreams.py"
 "$PY" -m pytest -q -p no:cacheprovider tests/test_rangecoder.py tests/test_substreams.py 2>&1 | tee "$TMP/tests.log" || status=1
 
 echo "== ThreadSanitizer: the pure C++ core's substreams on 1-8 threads (tools/tsan_substreams.cpp)"
-env -u LD_PRELOAD "${CXX:-g++}" -std=c++17 -O1 -g -fsanitize=thread -I"$ROOT/csrc" "$ROOT/csrc/rangecoder.cpp" \
+env -u LD_PRELOAD "${CXX:-g++}" -std=c++17 -O1 -g -fsanitize=thread -I"$ROOT/csrc" "$ROOT/csrc/rangecoder.cpp" "$ROOT/csrc/tables.cpp" \
   "$ROOT/tools/tsan_substreams.cpp" -o "$TMP/tsan_substreams" -pthread 2>&1 | tee "$TMP/tsan.log" || status=1
 env -u LD_PRELOAD TSAN_OPTIONS="halt_on_error=1:exitcode=97" "$TMP/tsan_substreams" 2>&1 | tee -a "$TMP/tsan.log" || status=1
 

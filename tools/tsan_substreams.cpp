@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rangecoder.hpp"
+#include "tables.hpp"
 
 using namespace codec_rc;
 
@@ -40,8 +41,8 @@ int main() {
       for (int64_t k = 0; k < len - 2; ++k) cdf[k + 1] = cuts[size_t(k)];
       cdf[len - 1] = int32_t(kTotal);
     }
-    const Tables t{cdfs.data(), n_tables, stride, lengths.data(), offsets.data()};
-    std::string err = validate_tables(t);
+    TableSet t;  // shared by all the threads below; its lookup tables are built by them, concurrently
+    std::string err = t.assign(cdfs.data(), n_tables, stride, lengths.data(), offsets.data());
     if (!err.empty()) return fail("tables", iter, err);
 
     const int64_t n = int64_t(rng() % 20000);
