@@ -4,12 +4,15 @@ A backend turns integer symbols, their table indexes and :class:`~codec.entropy.
 into bytes and back, as one stream or as independent substreams (consecutive slices of the
 values, ``bounds`` from :mod:`codec.entropy.substreams`). ``cpu`` is our C++ range coder
 (:mod:`codec.entropy.rangecoder`, docs/rangecoder.md), which codes substreams on several
-threads (:func:`coder_threads`); a backend that writes other bytes (a GPU coder, say) gets a new id in
-the format's table (:data:`codec.bitstream.CODERS`) and registers under that name with
+threads (:func:`coder_threads`); ``cuda`` (:mod:`codec.entropy.cuda_coder`) codes the same
+substreams on a GPU and writes the same bytes, so it records ``cpu``'s id (its ``writes = "cpu"``)
+and either decodes the other's files. A backend that writes other bytes gets a new id in the
+format's table (:data:`codec.bitstream.CODERS`) and registers under that name with
 :func:`register_coder`, so a decoder always knows which coder wrote a file.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -64,9 +67,11 @@ _BY_NAME: dict[str, Coder] = {}
 
 
 def register_coder(cls: type) -> type:
-    """Class decorator: register an instance of a backend under its ``name`` and ``id``."""
+    """Class decorator: register an instance of a backend under its ``name`` and ``id``. The id
+    must be the format's id of ``name``, or of ``writes`` for a backend that writes another
+    coder's bytes exactly (``cuda``: ``writes = "cpu"``)."""
     coder = cls()
-    if coder.name in _BY_NAME or bitstream.CODERS.get(coder.id) != coder.name:
+    if coder.name in _BY_NAME or bitstream.CODERS.get(coder.id) != getattr(coder, "writes", coder.name):
         raise ValueError(f"coder {coder.name!r} (id {coder.id}) clashes with a registered one "
                          "or is not the format's coder of that id")
     _BY_NAME[coder.name] = coder
@@ -122,3 +127,6 @@ class CpuRangeCoder:
                           bounds: np.ndarray, threads: int | None = None) -> np.ndarray:
         threads = coder_threads(len(bounds) - 1) if threads is None else threads
         return _rangecoder().decode_substreams_with(strings, indexes, self.tables(tables), bounds, threads)
+
+
+importlib.import_module("codec.entropy.cuda_coder")  # registers "cuda" (imports nothing compiled)
