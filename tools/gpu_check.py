@@ -2,8 +2,8 @@
 """One command for a GPU machine: what of the codec runs on the GPU, and how fast.
 
 Stages (each reports PASS / FAIL / SKIP and never stops the others):
-  1. environment: torch, the GPU, the compiled CPU range coder (built in place if missing);
-     the CUDA coder of issue 13 is reported as absent until it exists;
+  1. environment: torch, the GPU, the compiled CPU range coder (built in place if missing)
+     and the CUDA coder codec._cuda_rangecoder (built, its CUDA runtime, GPUs it sees);
   2. GPU tests: the test files with CUDA cases, run by pytest (when pytest is installed);
   3. cross-device files: every shipped model (and the retired ones, for information) encodes
      images on the CPU and on the GPU; every file is decoded on both, and must decode; the
@@ -12,7 +12,13 @@ Stages (each reports PASS / FAIL / SKIP and never stops the others):
      decode them and compare (``python tools/gpu_check.py --verify OUT``);
   4. end-to-end throughput: megapixels per second of ``api.encode_tensor`` and
      ``api.decode_to_tensor`` on a batch of crops, GPU against CPU in the same run;
-  5. encoder effort on the GPU: seconds and bytes of effort 1 and 2 against effort 0.
+  5. encoder effort on the GPU: seconds and bytes of effort 1 and 2 against effort 0;
+  6. CUDA coder: its bytes against the CPU coder's on random values (escapes, int32 extremes,
+     empty substreams) and on real latents (walloc's y of the images), GPU round trips, corrupt
+     substreams refused, and coder throughput in Msymbols/s (encode, decode), GPU and CPU in the
+     same run on a 4K-sized latent;
+  7. compute-sanitizer (memcheck) over a small coder script (``--coder-smoke``), when
+     compute-sanitizer is on PATH or in the CUDA toolkit.
 
 Images: the bundled sample plus up to ``--limit`` images of ``--images`` (any folder of
 photographs; never Kodak for training, but any is fine here). Results: a summary on stdout and
@@ -104,7 +110,9 @@ def stage_environment(report: Report) -> bool:
         subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=ROOT,
                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=False)
     coder = "built" if importable("codec._rangecoder") else "missing (setup.py build_ext failed)"
-    cuda_coder = "built" if importable("codec._cuda_rangecoder") else "absent (issue 13: not written yet)"
+    from codec.entropy.cuda_coder import build_status
+
+    cuda_coder = build_status()
     report.stage("environment", "PASS" if coder == "built" else "FAIL", torch=torch.__version__,
                  gpu=torch.cuda.get_device_name(0) if gpu else "none", cpu_coder=coder, cuda_coder=cuda_coder,
                  cpu_threads=torch.get_num_threads())
@@ -115,7 +123,7 @@ def stage_tests(report: Report) -> None:
     if not importable("pytest"):
         report.stage("gpu tests", "SKIP", reason="pytest is not installed")
         return
-    files = ["tests/test_integer_parameters.py", "tests/test_batch.py", "tests/test_effort.py"]
+    files = ["tests/test_integer_parameters.py", "tests/test_batch.py", "tests/test_effort.py", "tests/test_cuda_coder.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files, "-k",
                           "cuda or integer or device"], cwd=ROOT, capture_output=True, text=True)
     tail = (run.stdout + run.stderr).strip().splitlines()[-15:]
@@ -218,6 +226,182 @@ def stage_effort(report: Report, images: list) -> None:
     report.stage("effort on cuda (walloc q3.5)", "PASS", **figures)
 
 
+def _walloc_latents(model, x, quality: float):
+    """(symbols, indexes) of walloc's y of image x, 1-D int32, and the shape [C, H, W]: the
+    scale indexes as the float path computes them (a coder workload, not a file)."""
+    import torch
+
+    from codec.entropy import compressai_models as cm
+
+    with torch.inference_mode():
+        x = x.to(GPU)
+        y = model.g_a(x) * model.gains.gain(quality)
+        z = model.h_a(y)
+        z_hat = cm.decode_bottleneck(model.entropy_bottleneck, cm.encode_bottleneck(model.entropy_bottleneck, z),
+                                     tuple(z.shape[-2:])).to(GPU)
+        scales, means = model.h_s(z_hat).chunk(2, dim=1)
+        gc = model.gaussian_conditional
+        idx = cm.scale_indexes(gc, scales)
+        sym = gc.quantize(y, "symbols", means).int()
+    shape = tuple(sym.shape[1:])
+    return (sym[0].reshape(-1).cpu().numpy().astype("int32"), idx[0].reshape(-1).cpu().numpy().astype("int32"), shape)
+
+
+def _random_values(rng, lengths, offsets, n: int):
+    """Values for random tables of walloc's set: mostly inside, 5 % escapes, 1 % int32 extremes."""
+    import numpy as np
+
+    idx = rng.integers(0, len(lengths), n).astype(np.int32)
+    sym = offsets[idx].astype(np.int64) + rng.integers(0, lengths[idx].astype(np.int64) - 2)
+    pick = rng.random(n)
+    sym = np.where(pick < 0.05, offsets[idx] + rng.integers(-40, 40, n) * 1000, sym)
+    sym = np.where(pick < 0.01, rng.choice([-(2**31), 2**31 - 1, -1, 0], n), sym)
+    return sym.clip(-(2**31), 2**31 - 1).astype(np.int32), idx
+
+
+def stage_cuda_coder(report: Report, images: list, repeat: int = 5) -> None:
+    """The CUDA coder against the CPU coder: same bytes, round trips, throughput."""
+    import numpy as np
+    import torch
+
+    from codec import zoo
+    from codec.entropy import entropy_tables
+    from codec.entropy import rangecoder as rc
+    from codec.entropy.coders import coder_threads
+    from codec.entropy.cuda_coder import build_status, cuda_available
+    from codec.entropy.substreams import substream_rows
+
+    if not cuda_available():
+        report.stage("cuda coder", "SKIP", reason=build_status())
+        return
+    from codec import _cuda_rangecoder as ext
+
+    model = zoo.load_model(zoo.model_entry("walloc")).to(GPU).eval()
+    tables = entropy_tables(model.gaussian_conditional)
+    cdfs, lengths, offsets = tables.cdfs, tables.cdf_lengths, tables.offsets
+    dev_tables = [torch.from_numpy(np.ascontiguousarray(a)).to(GPU) for a in (cdfs, lengths, offsets)]
+    failures: list[str] = []
+
+    def check(label, sym, idx, bounds):
+        s, i = torch.from_numpy(sym).to(GPU), torch.from_numpy(idx).to(GPU)
+        cpu = rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=coder_threads(len(bounds) - 1))
+        gpu = ext.encode_substreams(s, i, *dev_tables, bounds)
+        if gpu != cpu:
+            bad = [j for j, (a, b) in enumerate(zip(gpu, cpu)) if a != b]
+            failures.append(f"{label}: bytes differ in substreams {bad[:5]} of {len(cpu)}")
+            return
+        out = torch.empty_like(i)
+        ext.decode_substreams(gpu, i, *dev_tables, bounds, out)
+        if not np.array_equal(out.cpu().numpy(), sym):
+            failures.append(f"{label}: GPU decode differs")
+        if len(cpu) > 1 and len(cpu[1]) > 2:
+            try:
+                ext.decode_substreams([cpu[0], cpu[1][:2], *cpu[2:]], i, *dev_tables, bounds, out)
+                failures.append(f"{label}: a truncated substream 1 was not refused")
+            except ValueError as err:
+                if not str(err).startswith("substream 1"):
+                    failures.append(f"{label}: truncated substream 1 reported as {err}")
+
+    rng = np.random.default_rng(0)
+    randoms = 24
+    for trial in range(randoms):
+        n = int(rng.integers(0, 400_000))
+        sym, idx = _random_values(rng, lengths, offsets, n)
+        cuts = np.sort(rng.integers(0, n + 1, int(rng.integers(0, 200))))
+        bounds = np.concatenate([[0], cuts, cuts[:3], [n]]) if trial % 2 else np.concatenate([[0], cuts, [n]])
+        check(f"random case {trial} ({n} values)", sym, idx, np.sort(bounds).astype(np.int64))
+    for name, x in images:
+        sym, idx, shape = _walloc_latents(model, x, 3.5)
+        check(f"{name} y {shape}", sym, idx, substream_rows(*shape))
+
+    # Throughput on a 4K-sized latent: the first image upscaled to 2176 x 3840.
+    x = torch.nn.functional.interpolate(images[0][1], size=(2176, 3840), mode="bicubic").clamp(0, 1)
+    sym, idx, shape = _walloc_latents(model, x, 3.5)
+    bounds = substream_rows(*shape)
+    threads = coder_threads(len(bounds) - 1)
+    s, i = torch.from_numpy(sym).to(GPU), torch.from_numpy(idx).to(GPU)
+    out = torch.empty_like(i)
+    strings = rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=threads)
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    n = sym.size
+    figures = {
+        "random_cases": randoms, "real_latents": len(images), "failures": len(failures),
+        "latent": f"{shape} = {n} values, {len(bounds) - 1} substreams, {sum(map(len, strings))} bytes",
+        "gpu_encode_Msym_s": round(n / best(lambda: ext.encode_substreams(s, i, *dev_tables, bounds)) / 1e6, 2),
+        "gpu_decode_Msym_s": round(n / best(lambda: ext.decode_substreams(strings, i, *dev_tables, bounds, out)) / 1e6, 2),
+        f"cpu_encode_Msym_s_{threads}_threads": round(n / best(lambda: rc.encode_substreams(
+            sym, idx, cdfs, lengths, offsets, bounds, threads=threads)) / 1e6, 2),
+        f"cpu_decode_Msym_s_{threads}_threads": round(n / best(lambda: rc.decode_substreams(
+            strings, idx, cdfs, lengths, offsets, bounds, threads=threads)) / 1e6, 2),
+        "details": failures[:10],
+    }
+    report.stage("cuda coder (bytes vs CPU coder, throughput)", "PASS" if not failures else "FAIL", **figures)
+
+
+def coder_smoke() -> int:
+    """A small CUDA coder workload for compute-sanitizer: random and corrupt substreams."""
+    import numpy as np
+    import torch
+
+    from codec import _cuda_rangecoder as ext
+    from codec.entropy import rangecoder as rc
+
+    rng = np.random.default_rng(1)
+    lengths = np.array([3, 10, 40], np.int32)
+    cdfs = np.zeros((3, 40), np.int32)
+    for row, length in enumerate(lengths):
+        cdfs[row, :length] = np.linspace(0, 65536, length).astype(np.int32)
+    offsets = np.array([-1, -5, -20], np.int32)
+    tables = [torch.from_numpy(a).cuda() for a in (cdfs, lengths, offsets)]
+    for trial in range(20):
+        n = int(rng.integers(0, 5000))
+        sym, idx = _random_values(rng, lengths, offsets, n)
+        bounds = np.concatenate([[0], np.sort(rng.integers(0, n + 1, 20)), [n]]).astype(np.int64)
+        s, i = torch.from_numpy(sym).cuda(), torch.from_numpy(idx).cuda()
+        strings = ext.encode_substreams(s, i, *tables, bounds)
+        assert strings == rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds)
+        out = torch.empty_like(i)
+        ext.decode_substreams(strings, i, *tables, bounds, out)
+        assert np.array_equal(out.cpu().numpy(), sym)
+        damaged = [bytes(rng.integers(0, 256, int(rng.integers(0, 12)), dtype=np.uint8)) for _ in strings]
+        try:
+            ext.decode_substreams(damaged, i, *tables, bounds, out)
+        except ValueError:
+            pass
+    print("coder smoke: 20 cases OK")
+    return 0
+
+
+def stage_sanitizer(report: Report) -> None:
+    """compute-sanitizer memcheck over ``--coder-smoke`` (SKIP without the tool or the module)."""
+    import shutil
+
+    from codec.entropy.cuda_coder import cuda_available
+
+    tool = shutil.which("compute-sanitizer") or next(
+        (p for p in ("/usr/local/cuda/bin/compute-sanitizer",) if os.path.exists(p)), None)
+    if tool is None or not cuda_available():
+        report.stage("compute-sanitizer", "SKIP",
+                     reason="compute-sanitizer not found" if tool is None else "CUDA coder not available")
+        return
+    run = subprocess.run([tool, "--tool", "memcheck", "--error-exitcode", "1", sys.executable, __file__, "--coder-smoke"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    tail = (run.stdout + run.stderr).strip().splitlines()[-12:]
+    report.stage("compute-sanitizer", "PASS" if run.returncode == 0 else "FAIL", summary=tail[-1] if tail else "",
+                 details=tail)
+
+
 def verify(folder: Path) -> int:
     """Decode another machine's GPU-encoded files (``FOLDER/cross_device.zip``) here and
     compare with the pixels that machine decoded; 1 if any file fails to decode."""
@@ -249,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"), help="results folder (default $OUT)")
     parser.add_argument("--dry-run", action="store_true", help="run the GPU stages on the CPU (tests this script)")
     parser.add_argument("--verify", type=Path, help="decode the files of an earlier run's --out here")
+    parser.add_argument("--coder-smoke", action="store_true", help=argparse.SUPPRESS)  # run by compute-sanitizer
     args = parser.parse_args(argv)
+    if args.coder_smoke:
+        return coder_smoke()
     if args.verify:
         return verify(args.verify)
     out = Path(args.out)
@@ -264,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         images = load_images(args.images, args.limit)
         stages += [("cross-device", lambda: stage_cross_device(report, images, out)),
                    ("throughput", lambda: stage_throughput(report, images, args.batch)),
-                   ("effort", lambda: stage_effort(report, images))]
+                   ("effort", lambda: stage_effort(report, images)),
+                   ("cuda coder", lambda: stage_cuda_coder(report, images)),
+                   ("compute-sanitizer", lambda: stage_sanitizer(report))]
     else:
         report.stage("GPU stages", "SKIP", reason="no CUDA GPU")
     for name, run in stages:
