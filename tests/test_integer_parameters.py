@@ -138,3 +138,17 @@ def test_a_network_without_integer_form_is_refused():
         IntegerNetwork(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")))
     with pytest.raises(ValueError, match="end with a convolution"):
         IntegerNetwork(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.LeakyReLU()))
+
+
+@pytest.mark.parametrize("band_rows", [1, 3, 7])
+def test_parameters_in_bands_are_the_whole_image_ones(walloc, band_rows, monkeypatch):
+    """Bands of z rows (with the halo) give the same indexes and means, bit for bit."""
+    from codec.latent_codecs.integer_parameters import IntegerGaussianParameters
+
+    params = derive_integer_parameters(walloc.h_s, walloc.entropy_bottleneck, walloc.gaussian_conditional)
+    z = torch.randint(-6, 7, (2, walloc.h_s[0].in_channels, 37, 23), generator=torch.Generator().manual_seed(band_rows),
+                      dtype=torch.int32)
+    whole = params._parameters(z)
+    monkeypatch.setattr(IntegerGaussianParameters, "BAND_OUTPUTS", 16 * 23 * band_rows)
+    banded = params(z)
+    assert all(torch.equal(a, b) for a, b in zip(banded, whole))

@@ -202,8 +202,43 @@ class IntegerGaussianParameters:
         self.thresholds = torch.floor(table * 2.0**k)  # exact integers in float64
         self.first_index = int((table < torch.tensor(float(scale_bound), dtype=torch.float64)).sum())
 
+    #: Output positions (rows x columns of ``y``) a band of :meth:`__call__` computes at once.
+    BAND_OUTPUTS = 1 << 17
+
+    @property
+    def halo(self) -> int:
+        """Rows of ``z`` beyond a band that its outputs may depend on (an upper bound): each
+        layer reaches ``kernel / 2`` of its input rows, which are ``up`` times finer than
+        ``z``'s rows after the transposed layers before it."""
+        rows, up = 0, 1
+        for layer in self.network.layers:
+            k = layer.weight.shape[-1]
+            rows += -(-k // (2 * up))
+            if layer.transposed:
+                up *= layer.stride
+        return rows
+
     def __call__(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(indexes int32, means float32)`` of ``y`` from the int32 symbols ``[B, Cz, h, w]`` of ``z``."""
+        """``(indexes int32, means float32)`` of ``y`` from the int32 symbols ``[B, Cz, h, w]`` of ``z``.
+
+        Over many rows the work goes in bands of ``z`` rows with a :attr:`halo` each side,
+        which bounds the memory of the int64 accumulators; the arithmetic is exact, so the
+        result is the same, bit for bit, whatever the bands."""
+        rows, cols = symbols.shape[-2:]
+        band = max(1, self.BAND_OUTPUTS // (16 * max(1, cols)))
+        if rows <= band + 2 * self.halo:
+            return self._parameters(symbols)
+        parts = []
+        for start in range(0, rows, band):
+            stop = min(rows, start + band)
+            first, last = max(0, start - self.halo), min(rows, stop + self.halo)
+            indexes, means = self._parameters(symbols[..., first:last, :])
+            up = indexes.shape[-2] // (last - first)
+            parts.append((indexes[..., (start - first) * up:(stop - first) * up, :],
+                          means[..., (start - first) * up:(stop - first) * up, :]))
+        return torch.cat([p[0] for p in parts], dim=-2), torch.cat([p[1] for p in parts], dim=-2)
+
+    def _parameters(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.network
         x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]
         acc = net(x.clamp(-net.limit, net.limit))

@@ -8,6 +8,8 @@ carries the non-linearity.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -112,4 +114,61 @@ class WaLLoC(VariableRateModel):
         return self.encoder(self.coefficients(x))
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
+        """Latents -> image. Without gradients, an image taller than :attr:`BAND_ROWS` latent
+        rows plus the halos is synthesised in bands of rows (:meth:`_band`): the memory of the
+        intermediate activations is then that of one band, and the result is the whole-image
+        computation's up to float rounding (the same arithmetic on other tensor shapes)."""
+        rows, cols = y.shape[-2:]
+        band = self.BAND_ROWS
+        if torch.is_grad_enabled() or rows <= band + 2 * sum(self.synthesis_halo):
+            return self._synthesise(y)
+        f = self.wpt.factor
+        out = y.new_empty(y.shape[0], 3, rows * f, cols * f)
+        for start in range(0, rows, band):
+            stop = min(rows, start + band)
+            out[..., start * f: stop * f, :] = self._band(y, start, stop)
+        return out
+
+    #: Latent rows per band of :meth:`g_s` (1,024 pixel rows). A constant, so that the pixels
+    #: decoded from a file never depend on the machine; the halo rows cost about 17 % more
+    #: decoder work on images taller than the band, and save the memory of all the rows at once.
+    BAND_ROWS = 128
+
+    def _synthesise(self, y: torch.Tensor) -> torch.Tensor:
         return self.wpt.synthesis(self.decoder(y)) + 0.5
+
+    @property
+    def synthesis_halo(self) -> tuple[int, int]:
+        """Latent rows beyond a band that its pixels depend on: (through the decoder's 3x3
+        convolutions, through the wavelet synthesis filters)."""
+        decoder = 1 + 2 * len([m for m in self.decoder.body if isinstance(m, ResidualBlock)])
+        reach = max(self.wpt.pad_before, self.wpt.pad_after)
+        wavelet = math.ceil(sum(reach / 2**level for level in range(self.wpt.levels)))
+        return decoder, wavelet
+
+    def _band(self, y: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Pixels of latent rows ``start:stop``, exactly as :meth:`_synthesise` of all of ``y``
+        gives them: wavelet coefficients of the rows within the synthesis filters' reach
+        (wrapping around under periodic borders, as the whole transform does), each run of
+        them decoded from its own latent rows plus the decoder's reach, then synthesised; the
+        rows beyond the band, where a cut edge differs from the whole image, are cut off."""
+        rows = y.shape[-2]
+        decoder_halo, wavelet_halo = self.synthesis_halo
+        if self.wpt.boundary == "periodic":
+            wanted = [r % rows for r in range(start - wavelet_halo, stop + wavelet_halo)]
+        else:  # symmetric: the band's own mirror is right at the image's edges
+            wanted = list(range(max(0, start - wavelet_halo), min(rows, stop + wavelet_halo)))
+        runs: list[list[int]] = []
+        for r in wanted:
+            if runs and r == runs[-1][-1] + 1:
+                runs[-1].append(r)
+            else:
+                runs.append([r])
+        coefficients = []
+        for run in runs:
+            first, last = max(0, run[0] - decoder_halo), min(rows, run[-1] + 1 + decoder_halo)
+            decoded = self.decoder(y[..., first:last, :])
+            coefficients.append(decoded[..., run[0] - first: run[-1] + 1 - first, :])
+        pixels = self.wpt.synthesis(torch.cat(coefficients, dim=-2)) + 0.5
+        offset = wanted.index(start) * self.wpt.factor
+        return pixels[..., offset: offset + (stop - start) * self.wpt.factor, :]
