@@ -33,11 +33,14 @@ for the large size), best of --repeat rounds, the paths taking turns, with the l
 Paths: ``arrays`` = rc.encode(symbols, indexes, cdfs, cdf_lengths, offsets), which converts
 and checks the three tables on every call; ``Tables`` = a rc.Tables built once and passed
 to every call (absent before the Tables object existed); ``coder seam`` = the ``cpu``
-backend of codec.entropy.coders with an EntropyTables, as the codec calls it.
+backend of codec.entropy.coders with an EntropyTables, as the codec calls it; with
+--baseline SO, ``baseline arrays`` = the array API of another build's extension (e.g. one
+built from the commit before the Tables object), loaded beside this one and timed in the
+same rounds, so that both see the same load.
 
 Usage: python tools/bench_coder.py [--quick] [--repeat N] [--markdown docs/rangecoder.md]
        python tools/bench_coder.py --overhead [--sizes 1000,294912] [--calls N] [--repeat N]
-                                   [--markdown docs/rangecoder.md]
+                                   [--baseline path/to/_rangecoder.so] [--markdown docs/rangecoder.md]
        python tools/bench_coder.py --substreams [--threads 1,2] [--target N] [--images 01,05,...]
                                    [--repeat N] [--markdown docs/rangecoder.md]
 """
@@ -432,13 +435,29 @@ def run_substreams(args) -> str:
 # ------------------------------------------------------------------------------------
 # per-call overhead (--overhead)
 # ------------------------------------------------------------------------------------
-def overhead_paths(cdfs, lengths, offsets) -> dict:
+def load_extension(path: str):
+    """Another build of codec._rangecoder, imported under the name _rangecoder (beside ours)."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("_rangecoder", path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("_rangecoder", path, loader=loader))
+    loader.exec_module(module)
+    return module
+
+
+def overhead_paths(cdfs, lengths, offsets, baseline: str | None = None) -> dict:
     """name -> (encode(sym, idx), decode(data, idx)) for the ways a caller codes with fixed tables."""
     from codec.entropy import get_coder
     from codec.entropy.tables import EntropyTables
 
-    paths = {"arrays": (lambda s, i: rc.encode(s, i, cdfs, lengths, offsets),
-                        lambda d, i: rc.decode(d, i, cdfs, lengths, offsets))}
+    paths = {}
+    if baseline:
+        old = load_extension(baseline)
+        paths["baseline arrays"] = (lambda s, i: old.encode(s, i, cdfs, lengths, offsets),
+                                    lambda d, i: old.decode(d, i, cdfs, lengths, offsets))
+    paths["arrays"] = (lambda s, i: rc.encode(s, i, cdfs, lengths, offsets),
+                       lambda d, i: rc.decode(d, i, cdfs, lengths, offsets))
     if hasattr(rc, "Tables"):
         t = rc.Tables(cdfs, lengths, offsets)
         paths["Tables"] = (lambda s, i: rc.encode_with(s, i, t), lambda d, i: rc.decode_with(d, i, t))
@@ -450,7 +469,7 @@ def overhead_paths(cdfs, lengths, offsets) -> dict:
 def run_overhead(args) -> str:
     rng = np.random.default_rng(args.seed)
     cdfs, lengths, offsets, scales = gaussian_tables()
-    paths = overhead_paths(cdfs, lengths, offsets)
+    paths = overhead_paths(cdfs, lengths, offsets, args.baseline)
     load_before = os.getloadavg()
     rows = []
     for n in args.sizes:
@@ -495,6 +514,7 @@ def main() -> int:
     ap.add_argument("--overhead", action="store_true", help="measure the per-call overhead instead (see above)")
     ap.add_argument("--sizes", default="1000,294912", help="values per call for --overhead, comma-separated")
     ap.add_argument("--calls", type=int, default=2000, help="calls per round for --overhead (fewer for large sizes)")
+    ap.add_argument("--baseline", help="--overhead: another build's codec/_rangecoder*.so, timed beside this one")
     args = ap.parse_args()
 
     if args.overhead:
