@@ -8,6 +8,9 @@ ASan over the same calls with tools/sanitize_coder.sh).
 """
 from __future__ import annotations
 
+import importlib
+import os
+
 import numpy as np
 import pytest
 
@@ -222,6 +225,13 @@ def test_status_table():
 # ----------------------------------------------------------------------------------
 # The CUDA module's argument checks (need no GPU: they run before any device work)
 # ----------------------------------------------------------------------------------
+def test_cuda_module_built_when_required():
+    """CODEC_CUDA=1 (set by .ci/run where nvcc exists) means the CUDA module must have been built."""
+    if os.environ.get("CODEC_CUDA") != "1":
+        pytest.skip("CODEC_CUDA is not 1")
+    importlib.import_module("codec._cuda_rangecoder")
+
+
 def test_cuda_module_refuses_host_arrays():
     cuda = pytest.importorskip("codec._cuda_rangecoder", reason="codec._cuda_rangecoder not built (no CUDA toolkit)")
     assert cuda.device_count() >= 0  # never raises, also without a driver
