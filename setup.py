@@ -84,7 +84,7 @@ ext_modules = [
     )
 ]
 
-_cuda = os.environ.get("CODEC_CUDA", "")
+_cuda = os.environ.get("CODEC_CUDA", "0" if os.environ.get("CODEC_SANITIZE") else "")  # sanitizer builds: CPU only
 _home = cuda_home() if _cuda != "0" else None
 if _cuda == "1" and _home is None:
     sys.exit("CODEC_CUDA=1 but no CUDA toolkit (nvcc and include/cuda_runtime.h) was found; set CUDA_HOME")
