@@ -22,7 +22,7 @@ SO="$(ls "$TMP"/lib/codec/_rangecoder*.so)"
 
 # A copy of the package (Python sources only) with the sanitized extension, plus tests and tools.
 mkdir -p "$TMP/pkg"
-(cd "$ROOT" && tar --exclude='*.so' --exclude='__pycache__' -cf - codec tests/test_rangecoder.py tests/test_substreams.py tools/fuzz_coder.py) | tar -xf - -C "$TMP/pkg"
+(cd "$ROOT" && tar --exclude='*.so' --exclude='__pycache__' -cf - codec tests/test_rangecoder.py tests/test_rangecoder_tables.py tests/test_substreams.py tools/fuzz_coder.py) | tar -xf - -C "$TMP/pkg"
 cp "$SO" "$TMP/pkg/codec/"
 
 LIBASAN="$(gcc -print-file-name=libasan.so)"
@@ -43,8 +43,8 @@ status=0
 echo "== fuzz_coder.py ($ITER iterations)"
 "$PY" tools/fuzz_coder.py --iterations "$ITER" --seed 1 2>&1 | tee "$TMP/fuzz.log" || status=1
 
-echo "== tests/test_rangecoder.py tests/test_substreams.py"
-"$PY" -m pytest -q -p no:cacheprovider tests/test_rangecoder.py tests/test_substreams.py 2>&1 | tee "$TMP/tests.log" || status=1
+echo "== tests/test_rangecoder.py tests/test_rangecoder_tables.py tests/test_substreams.py"
+"$PY" -m pytest -q -p no:cacheprovider tests/test_rangecoder.py tests/test_rangecoder_tables.py tests/test_substreams.py 2>&1 | tee "$TMP/tests.log" || status=1
 
 echo "== ThreadSanitizer: the pure C++ core's substreams on 1-8 threads (tools/tsan_substreams.cpp)"
 env -u LD_PRELOAD "${CXX:-g++}" -std=c++17 -O1 -g -fsanitize=thread -I"$ROOT/csrc" "$ROOT/csrc/rangecoder.cpp" "$ROOT/csrc/tables.cpp" \
