@@ -49,3 +49,24 @@ def test_training_and_short_images_take_the_whole_image_path(model, monkeypatch)
         model.g_s(torch.zeros(1, TINY_WALLOC["latent_channels"], 8 + 2 * sum(model.synthesis_halo), 4))
     model.g_s(torch.zeros(1, TINY_WALLOC["latent_channels"], 64, 4, requires_grad=True))
     assert calls == []
+
+
+@pytest.mark.parametrize("band", [8, 13])
+@pytest.mark.parametrize("shape", [(600, 488), (776, 72)])
+def test_analysis_bands_agree_with_the_whole_image(model, monkeypatch, band, shape):
+    x = torch.rand(1, 3, *shape)
+    with torch.inference_mode():
+        whole = model.encoder(model.coefficients(x))
+        monkeypatch.setattr(type(model), "BAND_ROWS", band)
+        banded = model.g_a(x)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
+
+
+def test_the_analysis_halo_is_needed(model, monkeypatch):
+    x = torch.rand(1, 3, 512, 64)
+    assert model.analysis_halo == 4  # 4 samples at each of 3 levels: 4 + 8 + 16 = 28 pixels
+    monkeypatch.setattr(type(model), "BAND_ROWS", 8)
+    with torch.inference_mode():
+        whole = model.encoder(model.coefficients(x))
+        monkeypatch.setattr(type(model), "analysis_halo", property(lambda self: 3))
+        assert (model.g_a(x) - whole).abs().max() > 1e-4

@@ -111,7 +111,34 @@ class WaLLoC(VariableRateModel):
         return self.wpt.analysis(x - 0.5)
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.coefficients(x))
+        """Image -> latents. Without gradients, an image taller than :attr:`BAND_ROWS` latent
+        rows plus the halos is analysed in bands of rows, as :meth:`g_s` synthesises: the
+        encoder is pointwise, so a band needs only the pixel rows within the wavelet analysis
+        filters' reach (wrapping around under periodic borders)."""
+        f = self.wpt.factor
+        rows = x.shape[-2] // f
+        halo = self.analysis_halo
+        if torch.is_grad_enabled() or rows <= self.BAND_ROWS + 2 * halo:
+            return self.encoder(self.coefficients(x))
+        out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // f)
+        for start in range(0, rows, self.BAND_ROWS):
+            stop = min(rows, start + self.BAND_ROWS)
+            if self.wpt.boundary == "periodic":
+                first, last = start - halo, stop + halo
+                pixel_rows = torch.arange(first * f, last * f, device=x.device) % x.shape[-2]
+            else:
+                first, last = max(0, start - halo), min(rows, stop + halo)
+                pixel_rows = torch.arange(first * f, last * f, device=x.device)
+            y = self.encoder(self.coefficients(x.index_select(-2, pixel_rows)))
+            out[..., start:stop, :] = y[..., start - first: stop - first, :]
+        return out
+
+    @property
+    def analysis_halo(self) -> int:
+        """Latent rows beyond a band whose pixels its latents depend on (the wavelet analysis
+        filters reach ``pad`` samples of each level's input, 2**level pixels each)."""
+        reach = 2 * max(self.wpt.pad_before, self.wpt.pad_after)
+        return math.ceil(sum(reach * 2**level for level in range(self.wpt.levels)) / self.wpt.factor)
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
         """Latents -> image. Without gradients, an image taller than :attr:`BAND_ROWS` latent
