@@ -2,9 +2,10 @@
 //
 // A TableSet (Python: codec._rangecoder.Tables) is made once per model: it copies the
 // caller's arrays and checks every table once (validate_tables, rangecoder.hpp). The
-// bindings' coding functions take one, so a call checks only what depends on it
-// (indexes, bounds, thread counts, sizes), and the type says the tables were validated.
-// It is read-only afterwards and shared by any number of calls and threads at once.
+// coding functions (encode, decode, encode_substreams, decode_substreams) take one, so a
+// call checks only what depends on it (indexes, bounds, thread counts, sizes), and the
+// type says the tables were validated. It is read-only afterwards (but for the lookup
+// tables below) and shared by any number of calls and threads at once.
 //
 // The decoder's lookup table of a table (lut(i), 1024 bins) is built on its first use by
 // any decode call and kept with the set, published through an atomic pointer (a thread
