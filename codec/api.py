@@ -136,7 +136,8 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     except ValueError as err:
         raise InputError(str(err)) from None
     dev = next(net.parameters()).device
-    x = (x.detach().float().clamp(0, 1) * 255).round().div(255).to(dev)
+    # One copy of the image (clamp's: the caller's tensor is left alone), then in place.
+    x = x.detach().to(dev, torch.float32).clamp(0, 1).mul_(255).round_().div_(255)
     x, header.pad_right, header.pad_bottom = _pad(x, net.pad_multiple)
     with memory_errors("encode", width, height), reproducible_threads(dev):
         with torch.inference_mode():
