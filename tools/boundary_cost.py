@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""BD-rate of the shipped walloc weights run with symmetric instead of periodic wavelet borders.
+"""BD-rate of walloc with symmetric instead of periodic wavelet borders.
 
-No fine-tuning: the same weights, only the border rule of the wavelet packet transform
-changes (docs/large-images.md). Real files, pooled bpp, mean PSNR per quality.
+By default the shipped weights themselves, only the border rule of the wavelet packet
+transform changed (no fine-tuning; docs/large-images.md); with ``--candidate`` a weights
+file fine-tuned for symmetric borders instead. The reference is always the shipped weights
+with their periodic borders. Real files, pooled bpp, mean PSNR per quality.
 
-Usage: python tools/boundary_cost.py KODAK_FOLDER [--qualities 1,2.5,4,6]
+Usage: python tools/boundary_cost.py FOLDER [--qualities 1,2.5,4,6] [--candidate WEIGHTS]
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder of PNG images (Kodak)")
     parser.add_argument("--qualities", default="1,2.5,4,6")
+    parser.add_argument("--candidate", help="weights with symmetric borders to compare (default: the shipped ones)")
     args = parser.parse_args(argv)
     files = sorted(args.folder.glob("*.png"))
     if not files:
@@ -33,17 +36,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     entry = zoo.entry_for("walloc")
     periodic = load_weights(entry.path)
-    symmetric = build_model("walloc", dict(entry.config, boundary="symmetric"))
-    symmetric.load_state_dict(periodic.state_dict())
-    symmetric.eval()
+    if args.candidate:
+        symmetric = load_weights(args.candidate)
+        if symmetric.wpt.boundary != "symmetric":
+            print(f"{args.candidate} does not use symmetric borders", file=sys.stderr)
+            return 1
+    else:
+        symmetric = build_model("walloc", dict(entry.config, boundary="symmetric"))
+        symmetric.load_state_dict(periodic.state_dict())
+        symmetric.eval()
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     qualities = [float(q) for q in args.qualities.split(",")]
     reference, candidate = code_images(periodic, images, qualities), code_images(symmetric, images, qualities)
     for q in qualities:
         print(f"quality {q:g}: periodic {reference[q][0]:.4f} bpp {reference[q][1]:.3f} dB, "
               f"symmetric {candidate[q][0]:.4f} bpp {candidate[q][1]:.3f} dB")
-    print(f"BD-rate of symmetric against periodic borders, {entry.path.name} ({entry.sha256[:8]}), "
-          f"{len(images)} images: {curve_bd_rate(reference, candidate):+.2f} %")
+    which = args.candidate or "the same weights"
+    print(f"BD-rate of symmetric borders ({which}) against {entry.path.name} ({entry.sha256[:8]}) with periodic "
+          f"borders, {len(images)} images: {curve_bd_rate(reference, candidate):+.2f} %")
     return 0
 
 
