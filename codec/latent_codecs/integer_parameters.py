@@ -45,6 +45,7 @@ latents get a neighbouring table index (docs/bitstream.md has the measured rate 
 """
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from dataclasses import dataclass
@@ -206,6 +207,11 @@ class IntegerGaussianParameters:
     BAND_OUTPUTS = 1 << 17
 
     @property
+    def upsampling(self) -> int:
+        """Rows (and columns) of ``y`` per row of ``z``: the transposed layers' strides."""
+        return math.prod(layer.stride for layer in self.network.layers if layer.transposed)
+
+    @property
     def halo(self) -> int:
         """Rows of ``z`` beyond a band that its outputs may depend on (an upper bound): each
         layer reaches ``kernel / 2`` of its input rows, which are ``up`` times finer than
@@ -225,7 +231,7 @@ class IntegerGaussianParameters:
         which bounds the memory of the int64 accumulators; the arithmetic is exact, so the
         result is the same, bit for bit, whatever the bands."""
         rows, cols = symbols.shape[-2:]
-        band = max(1, self.BAND_OUTPUTS // (16 * max(1, cols)))
+        band = max(1, self.BAND_OUTPUTS // (self.upsampling**2 * max(1, cols)))
         if rows <= band + 2 * self.halo:
             return self._parameters(symbols)
         parts = []
@@ -233,7 +239,7 @@ class IntegerGaussianParameters:
             stop = min(rows, start + band)
             first, last = max(0, start - self.halo), min(rows, stop + self.halo)
             indexes, means = self._parameters(symbols[..., first:last, :])
-            up = indexes.shape[-2] // (last - first)
+            up = self.upsampling
             parts.append((indexes[..., (start - first) * up:(stop - first) * up, :],
                           means[..., (start - first) * up:(stop - first) * up, :]))
         return torch.cat([p[0] for p in parts], dim=-2), torch.cat([p[1] for p in parts], dim=-2)

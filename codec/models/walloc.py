@@ -174,8 +174,8 @@ class WaLLoC(VariableRateModel):
         return decoder, wavelet
 
     def _band(self, y: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Pixels of latent rows ``start:stop``, exactly as :meth:`_synthesise` of all of ``y``
-        gives them: wavelet coefficients of the rows within the synthesis filters' reach
+        """Pixels of latent rows ``start:stop`` by the computation :meth:`_synthesise` does for
+        all of ``y`` (the same floats up to rounding): wavelet coefficients of the rows within the synthesis filters' reach
         (wrapping around under periodic borders, as the whole transform does), each run of
         them decoded from its own latent rows plus the decoder's reach, then synthesised; the
         rows beyond the band, where a cut edge differs from the whole image, are cut off."""

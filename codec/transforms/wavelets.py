@@ -6,15 +6,15 @@ Two border rules keep the transform exactly invertible and the coefficient count
 the pixel count (H and W must be multiples of ``2**J``):
 
 - ``periodic`` (PyWavelets' ``mode="periodization"``): the image wraps around, so its top
-  rows are coupled to its bottom ones; the weights shipped before 2026-11-26 use it.
+  rows are coupled to its bottom ones; the shipped weights use it.
 - ``symmetric``: the image is mirrored about its first and last samples (whole-sample
   symmetric extension, as in JPEG 2000). The CDF 9/7 filters are symmetric, so each sub-band
   then extends symmetrically too (low-pass: mirrored about its first sample and about the
   midpoint after its last; high-pass: the reverse), and synthesis from the sub-bands so
   extended inverts analysis exactly. Every coefficient depends only on pixels within the
   filter's reach: a tile with a halo gives the same coefficients as the whole image.
-  Interior coefficients are the same under both rules; only those within 4 samples of a
-  border differ.
+  Interior coefficients are the same under both rules; only those near a border differ
+  (within the filters' reach at each level).
 
 The analysis of one level matches ``pywt.dwt2(x, wavelet, mode="periodization")`` (the
 tests check this); synthesis is the adjoint of the analysis operator built from the
