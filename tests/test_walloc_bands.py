@@ -70,3 +70,19 @@ def test_the_analysis_halo_is_needed(model, monkeypatch):
         whole = model.encoder(model.coefficients(x))
         monkeypatch.setattr(type(model), "analysis_halo", property(lambda self: 3))
         assert (model.g_a(x) - whole).abs().max() > 1e-4
+
+
+def test_a_symmetric_border_model_codes_real_files(tmp_path, monkeypatch):
+    """Weights with symmetric borders go through the whole codec, also in bands (a tall image)."""
+    from codec import api
+    from codec.models.weights import save_weights
+
+    torch.manual_seed(0)
+    config = dict(TINY_WALLOC, boundary="symmetric")
+    path = tmp_path / "sym.safetensors"
+    save_weights(build_model("walloc", config), path, architecture="walloc", config=config)
+    monkeypatch.setattr(type(build_model("walloc", config)), "BAND_ROWS", 8)
+    x = torch.rand(1, 3, 40 * 8 + 5, 48)  # 41 latent rows after padding: several bands
+    data = api.encode_tensor(x, str(path), 3.0)
+    decoded = api.decode_to_tensor(data, model=str(path))
+    assert decoded.shape == x.shape and torch.isfinite(decoded).all()
