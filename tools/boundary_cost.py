@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """BD-rate of walloc with symmetric instead of periodic wavelet borders.
 
-By default the shipped weights themselves, only the border rule of the wavelet packet
-transform changed (no fine-tuning; docs/large-images.md); with ``--candidate`` a weights
-file fine-tuned for symmetric borders instead. The reference is always the shipped weights
-with their periodic borders. Real files, pooled bpp, mean PSNR per quality.
+The reference is a weights file (``--reference``, default the shipped ``walloc``) run with
+periodic borders; the candidate is the same weights with only the border rule of the
+wavelet packet transform changed (no fine-tuning; docs/large-images.md), or with
+``--candidate`` a weights file fine-tuned for symmetric borders. Real files, pooled bpp,
+mean PSNR per quality.
 
-Usage: python tools/boundary_cost.py FOLDER [--qualities 1,2.5,4,6] [--candidate WEIGHTS]
+Usage: python tools/boundary_cost.py FOLDER [--qualities 1,2.5,4,6] [--reference WEIGHTS]
+                                     [--candidate WEIGHTS] [--holdout]
+(--holdout: FOLDER is the training data and its 8 held-out images are used, as in selection.)
 """
 from __future__ import annotations
 
@@ -28,24 +31,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder of PNG images (Kodak)")
     parser.add_argument("--qualities", default="1,2.5,4,6")
-    parser.add_argument("--candidate", help="weights with symmetric borders to compare (default: the shipped ones)")
+    parser.add_argument("--holdout", action="store_true", help="use the held-out images of the training data FOLDER")
+    parser.add_argument("--reference", help="weights run with periodic borders (default: the shipped walloc)")
+    parser.add_argument("--candidate", help="weights fine-tuned for symmetric borders (default: the reference weights, borders switched)")
     args = parser.parse_args(argv)
-    files = sorted(args.folder.glob("*.png"))
-    if not files:
-        print(f"no PNG images in {args.folder}", file=sys.stderr)
-        return 1
-    entry = zoo.entry_for("walloc")
-    periodic = load_weights(entry.path)
+    if args.holdout:
+        from codec.training.export import holdout_images
+
+        images = holdout_images({"train_config": {"holdout": 8}}, str(args.folder))
+    else:
+        files = sorted(args.folder.glob("*.png"))
+        if not files:
+            print(f"no PNG images in {args.folder}", file=sys.stderr)
+            return 1
+        images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    entry = zoo.entry_for(args.reference or "walloc")
+    weights = load_weights(entry.path)
+
+    def with_boundary(boundary: str):
+        model = build_model("walloc", dict(entry.config, boundary=boundary))
+        model.load_state_dict(weights.state_dict())
+        return model.eval()
+
+    periodic = with_boundary("periodic")
     if args.candidate:
         symmetric = load_weights(args.candidate)
         if symmetric.wpt.boundary != "symmetric":
             print(f"{args.candidate} does not use symmetric borders", file=sys.stderr)
             return 1
     else:
-        symmetric = build_model("walloc", dict(entry.config, boundary="symmetric"))
-        symmetric.load_state_dict(periodic.state_dict())
-        symmetric.eval()
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        symmetric = with_boundary("symmetric")
     qualities = [float(q) for q in args.qualities.split(",")]
     reference, candidate = code_images(periodic, images, qualities), code_images(symmetric, images, qualities)
     for q in qualities:

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     files = manifest.setdefault("files", {})
     by_sha256 = {entry.sha256: entry.path.name for entry in zoo.all_versions()}
     for name, entry in files.items():
-        if entry["weights"] not in by_sha256.values() and entry.get("weights_sha256") in by_sha256:
+        if entry.get("weights_sha256") in by_sha256 and by_sha256[entry["weights_sha256"]] != entry["weights"]:
             entry["weights"] = by_sha256[entry["weights_sha256"]]
             print(f"{name}: its weights are now {entry['weights']}")
     image = crop_image()
