@@ -16,25 +16,12 @@ import pytest
 
 rc = pytest.importorskip("codec.entropy.rangecoder", reason="codec._rangecoder not built (pip install -e .)")
 from codec import _rangecoder as ext  # noqa: E402
+from test_rangecoder import random_tables  # noqa: E402
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 STATUS = {name: code for code, name in ext._CORE_STATUS.items()}
 OK, OUTPUT_FULL, BAD_INDEX, BAD_CDF_LENGTH, BAD_TABLE = 0, 1, 2, 3, 4
 TRUNCATED = 9
-
-
-def random_tables(rng: np.random.Generator, n_tables: int, max_len: int, offset_range: int = 50):
-    """Valid compressai-layout tables (padded rows, frequency-1 symbols likely), lengths, offsets."""
-    lengths = rng.integers(2, max_len + 1, n_tables)
-    cdfs = np.zeros((n_tables, max_len), np.int32)
-    for i, length in enumerate(lengths):
-        nsym = int(length) - 1
-        p = rng.random(nsym) ** rng.uniform(0.5, 6) + 1e-12
-        freq = np.maximum(1, np.floor(p / p.sum() * (65536 - nsym))).astype(np.int64)
-        freq[np.argmax(freq)] += 65536 - freq.sum()
-        cdfs[i, :length] = np.concatenate([[0], np.cumsum(freq)])
-    offsets = rng.integers(-offset_range, offset_range + 1, n_tables, dtype=np.int64).astype(np.int32)
-    return cdfs, lengths.astype(np.int32), offsets
 
 
 def random_case(seed: int, n: int | None = None):
