@@ -231,15 +231,15 @@ class IntegerGaussianParameters:
         which bounds the memory of the int64 accumulators; the arithmetic is exact, so the
         result is the same, bit for bit, whatever the bands."""
         rows, cols = symbols.shape[-2:]
-        band = max(1, self.BAND_OUTPUTS // (self.upsampling**2 * max(1, cols)))
-        if rows <= band + 2 * self.halo:
+        up, halo = self.upsampling, self.halo
+        band = max(1, self.BAND_OUTPUTS // (up**2 * max(1, cols)))
+        if rows <= band + 2 * halo:
             return self._parameters(symbols)
         parts = []
         for start in range(0, rows, band):
             stop = min(rows, start + band)
-            first, last = max(0, start - self.halo), min(rows, stop + self.halo)
+            first, last = max(0, start - halo), min(rows, stop + halo)
             indexes, means = self._parameters(symbols[..., first:last, :])
-            up = self.upsampling
             parts.append((indexes[..., (start - first) * up:(stop - first) * up, :],
                           means[..., (start - first) * up:(stop - first) * up, :]))
         return torch.cat([p[0] for p in parts], dim=-2), torch.cat([p[1] for p in parts], dim=-2)
