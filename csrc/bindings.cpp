@@ -5,9 +5,9 @@
 //
 // Tables(cdfs, cdf_lengths, offsets) checks the arrays' types and shapes, copies them and
 // validates the copy, with the GIL held, once. A coding call checks its own arguments'
-// types and shapes with the GIL held, then releases the GIL for the index check and the
-// coding loop (pure C++ on raw pointers), so independent streams can be coded from several
-// threads with one Tables. Errors from the core become ValueError.
+// types and shapes with the GIL held, then releases the GIL for the coding loop (pure C++
+// on raw pointers, which checks every index as it reads it), so independent streams can be
+// coded from several threads with one Tables. Errors from the core become ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -69,9 +69,8 @@ std::unique_ptr<codec_rc::TableSet> make_tables(const py::handle& cdfs, const py
   return tables;
 }
 
-// Indexes are not copied (that would cost a pass over all values): they are checked up
-// front (validate_indexes, for a message naming the first bad one) and the core re-checks
-// each one as it reads it.
+// Indexes are not copied (that would cost a pass over all values): the core checks each
+// one as it reads it, and a call that fails names the first bad one (rangecoder.hpp).
 py::array checked_indexes(const py::handle& indexes) { return checked(indexes, "indexes", 1); }
 
 void check_same_length(const py::array& sym, int64_t n) {
@@ -90,8 +89,7 @@ py::bytes encode(const py::handle& symbols, const py::handle& indexes, const cod
   std::string err;
   {
     py::gil_scoped_release release;
-    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
-    if (err.empty()) err = codec_rc::encode(ptr(sym), ptr(idx), n, tables, out);
+    err = codec_rc::encode(ptr(sym), ptr(idx), n, tables, out);
   }
   if (!err.empty()) throw py::value_error(err);
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
@@ -128,8 +126,7 @@ py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, c
   std::string err;
   {
     py::gil_scoped_release release;
-    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
-    if (err.empty()) err = codec_rc::decode(bytes, size, ptr(idx), n, tables, dst);
+    err = codec_rc::decode(bytes, size, ptr(idx), n, tables, dst);
   }
   if (!err.empty()) throw py::value_error(err);
   return out;
@@ -178,10 +175,7 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
   std::string err;
   {
     py::gil_scoped_release release;
-    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
-    if (err.empty()) {
-      err = codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads, out);
-    }
+    err = codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads, out);
   }
   if (!err.empty()) throw py::value_error(err);
   py::list result;
@@ -219,11 +213,8 @@ py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle&
   std::string err;
   {
     py::gil_scoped_release release;
-    err = codec_rc::validate_indexes(ptr(idx), n, tables.size());
-    if (err.empty()) {
-      err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables,
-                                        n_threads, dst);
-    }
+    err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads,
+                                      dst);
   }
   if (!err.empty()) throw py::value_error(err);
   return out;

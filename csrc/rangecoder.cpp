@@ -67,24 +67,49 @@ std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables
   return {};
 }
 
-std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const TableSet& ts, std::vector<uint8_t>& out) {
-  const Tables& t = ts.tables();
-  out.clear();
-  if (n == 0) return {};
-  // Blocks of values, the buffer grown before each so that the core cannot run out of room.
+namespace {
+
+// The message of a call on n values that failed with `fault`: the first out-of-range index
+// if there is one (so a bad index is what is reported, whatever fault the coding met first,
+// as if the indexes had been checked before coding), else `fault`. Only failed calls pay
+// for this pass: the core checks each index as it reads it, so a bad index always fails.
+std::string index_error_or(std::string fault, const int32_t* indexes, int64_t n, int64_t n_tables) {
+  std::string e = validate_indexes(indexes, n, n_tables);
+  return e.empty() ? fault : e;
+}
+
+// Encodes n >= 1 values into buf[0 .. bytes), buf grown as needed (never shrunk or cleared,
+// so a buffer reused for several streams is allocated and zero-filled once). Blocks of
+// values, buf grown before each so that the core cannot run out of room.
+std::string encode_into(const int32_t* symbols, const int32_t* indexes, int64_t n, const Tables& t, std::vector<uint8_t>& buf,
+                        int64_t& bytes) {
   constexpr int64_t kBlock = 4096;
   core::EncoderState e;
-  out.resize(size_t(n) / 2 + 64);
   for (int64_t begin = 0; begin < n; begin += kBlock) {
     const int64_t end = std::min(n, begin + kBlock);
     const int64_t need = e.pos + (end - begin) * core::kMaxBytesPerValue + core::kMaxFlushBytes;
-    if (int64_t(out.size()) < need) out.resize(size_t(std::max(need, int64_t(out.size()) * 2)));
-    const core::Result r = core::encode_values<true>(e, symbols, indexes, begin, end, t, out.data(), int64_t(out.size()));
+    if (int64_t(buf.size()) < need) buf.resize(size_t(std::max(need, int64_t(buf.size()) * 2)));
+    const core::Result r = core::encode_values<true>(e, symbols, indexes, begin, end, t, buf.data(), int64_t(buf.size()));
     if (r.status != core::kOk) return fault_message(r, n);
   }
-  const core::Result r = core::finish<true>(e, out.data(), int64_t(out.size()));
+  const core::Result r = core::finish<true>(e, buf.data(), int64_t(buf.size()));
   if (r.status != core::kOk) return fault_message(r, n);
-  out.resize(size_t(e.pos));
+  bytes = e.pos;
+  return {};
+}
+
+}  // namespace
+
+std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const TableSet& ts, std::vector<uint8_t>& out) {
+  out.clear();
+  if (n == 0) return {};
+  int64_t bytes = 0;
+  const std::string err = encode_into(symbols, indexes, n, ts.tables(), out, bytes);
+  if (!err.empty()) {
+    out.clear();
+    return index_error_or(err, indexes, n, ts.size());
+  }
+  out.resize(size_t(bytes));
   return {};
 }
 
@@ -156,7 +181,7 @@ std::string slice_name(const int64_t* bounds, int64_t j) {
 
 std::string decode(const uint8_t* data, int64_t size, const int32_t* indexes, int64_t n, const TableSet& t, int32_t* out) {
   const core::Result r = core::decode_stream(data, size, indexes, n, t.tables(), out, LutSearch{t});
-  return r.status == core::kOk ? std::string() : fault_message(r, n);
+  return r.status == core::kOk ? std::string() : index_error_or(fault_message(r, n), indexes, n, t.size());
 }
 
 std::string validate_bounds(const int64_t* bounds, int64_t n_bounds, int64_t n) {
@@ -189,13 +214,22 @@ std::string encode_substreams(const int32_t* symbols, const int32_t* indexes, in
   if (!err.empty()) return err;
   const int64_t n_sub = n_bounds - 1;
   out.assign(size_t(n_sub), {});
-  return parallel_for(
-      n_sub, threads, [] { return 0; },
-      [&](int64_t j, int&) -> std::string {
-        const int64_t a = bounds[j];
-        std::string e = encode(symbols + a, indexes + a, bounds[j + 1] - a, t, out[size_t(j)]);
-        return e.empty() ? e : slice_name(bounds, j) + ": " + e;
+  // Each thread encodes into its own scratch buffer, reused for all its substreams, and
+  // copies the exact bytes out.
+  err = parallel_for(
+      n_sub, threads, [] { return std::vector<uint8_t>(); },
+      [&](int64_t j, std::vector<uint8_t>& scratch) -> std::string {
+        const int64_t a = bounds[j], m = bounds[j + 1] - a;
+        if (m == 0) return {};
+        int64_t bytes = 0;
+        const std::string e = encode_into(symbols + a, indexes + a, m, t.tables(), scratch, bytes);
+        if (!e.empty()) return slice_name(bounds, j) + ": " + e;
+        out[size_t(j)].assign(scratch.data(), scratch.data() + bytes);
+        return {};
       });
+  if (err.empty()) return err;
+  out.clear();
+  return index_error_or(err, indexes, n, t.size());
 }
 
 std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, const int32_t* indexes, int64_t n,
@@ -207,13 +241,14 @@ std::string decode_substreams(const uint8_t* const* data, const int64_t* sizes, 
   for (int64_t j = 0; j < n_sub; ++j) {
     if (sizes[j] < 0) return at("sizes", j) + " = " + std::to_string(sizes[j]) + " is negative";
   }
-  return parallel_for(
+  err = parallel_for(
       n_sub, threads, [] { return 0; },
       [&](int64_t j, int&) -> std::string {
         const int64_t a = bounds[j];
         std::string e = decode(data[j], sizes[j], indexes + a, bounds[j + 1] - a, t, out + a);
         return e.empty() ? e : slice_name(bounds, j) + ": " + e;
       });
+  return err.empty() ? err : index_error_or(err, indexes, n, t.size());
 }
 
 }  // namespace codec_rc

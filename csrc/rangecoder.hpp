@@ -115,7 +115,12 @@ std::string validate_tables(const Tables& t);
 // Checks 0 <= indexes[k] < n_tables for all k.
 std::string validate_indexes(const int32_t* indexes, int64_t n, int64_t n_tables);
 
-// Encodes n values (each index is checked as read; validate_indexes names the first bad one).
+// Encoding and decoding check each index as they read it; a call that fails, for whatever
+// reason, reports the first out-of-range index if there is one (validate_indexes's
+// message, as if the indexes had been checked before coding), else its own fault. So a
+// valid call makes one pass over the indexes, not two.
+
+// Encodes n values.
 std::string encode(const int32_t* symbols, const int32_t* indexes, int64_t n, const TableSet& t,
                    std::vector<uint8_t>& out);
 

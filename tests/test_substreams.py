@@ -185,6 +185,10 @@ def test_bad_strings_and_tables():
         rc.encode_substreams(sym, bad_idx, cdfs, lengths, offsets, bounds, threads=2)
     with pytest.raises(ValueError, match=r"indexes\[70\]"):
         rc.decode_substreams(strings, bad_idx, cdfs, lengths, offsets, bounds, threads=2)
+    # A bad index is what is reported, even behind a corrupt lower substream.
+    for threads in (1, 2):
+        with pytest.raises(ValueError, match=r"^indexes\[70\] = \d+ is out of range"):
+            rc.decode_substreams([b"", strings[1]], bad_idx, cdfs, lengths, offsets, bounds, threads=threads)
     bad_cdfs = cdfs.copy()
     bad_cdfs[0, 0] = 1
     with pytest.raises(ValueError, match=r"cdfs\[0\]\[0\]"):
