@@ -16,7 +16,8 @@ range_coder (single table only, through a file on /dev/shm or a temp dir).
 
 Substreams (--substreams): codec.entropy.rangecoder.encode_substreams / decode_substreams
 with the split rule of codec.entropy.substreams, on latents of the shipped walloc model:
-  (c) throughput with 1 and 2 threads (--threads) on a 4K-sized latent, 48 x 270 x 480:
+  (c) throughput with 1 and 2 threads (--threads) on a 4K-sized latent, 48 x 270 x 480,
+      with one rangecoder.Tables made beforehand (as the codec makes one per model):
       y of kodim05 upscaled (bicubic) to 3840x2176 (2160 padded to the model's multiple of
       32, latent rows cropped to 270), coded with its scale indexes and means at the
       quality that gives ~0.25 bpp on kodim05 itself; wall clock and process CPU time
@@ -372,13 +373,16 @@ def run_substreams(args) -> str:
     print(f"# (c) {c}x{h}x{w} = {n} values at quality {quality:.3f} (kodim05: {rate:.3f} bpp), {len(bounds) - 1} substreams "
           f"(target {target}), {len(np.unique(idx))} tables", file=sys.stderr)
     load_before = os.getloadavg()
-    one = rc.encode(sym, idx, cdfs, lengths, offsets)
-    fns = {("one", "enc"): lambda: rc.encode(sym, idx, cdfs, lengths, offsets),
-           ("one", "dec"): lambda: rc.decode(one, idx, cdfs, lengths, offsets)}
-    ref_strings = rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds)
+    # The tables converted and validated once, as the codec does (once per model): the
+    # timings are of coding only.
+    tables = rc.Tables(cdfs, lengths, offsets)
+    one = rc.encode_with(sym, idx, tables)
+    fns = {("one", "enc"): lambda: rc.encode_with(sym, idx, tables),
+           ("one", "dec"): lambda: rc.decode_with(one, idx, tables)}
+    ref_strings = rc.encode_substreams_with(sym, idx, tables, bounds)
     for threads in args.threads:
-        fns[(threads, "enc")] = lambda t=threads: rc.encode_substreams(sym, idx, cdfs, lengths, offsets, bounds, threads=t)
-        fns[(threads, "dec")] = lambda t=threads: rc.decode_substreams(ref_strings, idx, cdfs, lengths, offsets, bounds, threads=t)
+        fns[(threads, "enc")] = lambda t=threads: rc.encode_substreams_with(sym, idx, tables, bounds, threads=t)
+        fns[(threads, "dec")] = lambda t=threads: rc.decode_substreams_with(ref_strings, idx, tables, bounds, threads=t)
     best, out = timed_interleaved(fns, args.repeat)
     results = {}
     for threads in args.threads:
