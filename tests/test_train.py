@@ -169,6 +169,23 @@ def test_export_if_better_keeps_the_better_weights(trained, tmp_path, monkeypatc
     assert len(kept) == 1 and kept[0].read_bytes() == before
 
 
+def test_export_against_other_weights(trained, tmp_path):
+    """--against compares with other weights (a new family against the model it extends): the
+    same weights are no gain, so the new file is not written; missing weights are an error."""
+    from codec.errors import InputError
+    from codec.training import export as export_module
+
+    root, data, _ = trained
+    reference = tmp_path / "reference.safetensors"
+    assert export_module.export(str(root / "a" / "last.pt"), str(reference))[0]
+    target = tmp_path / "new-family.safetensors"
+    written, account = export_module.export(str(root / "a" / "last.pt"), str(target), if_better=True,
+                                            data=str(data), against=str(reference))
+    assert not written and "+0.00 % against reference.safetensors" in account and not target.exists()
+    with pytest.raises(InputError, match="no weights"):
+        export_module.export(str(root / "a" / "last.pt"), str(target), if_better=True, against=str(tmp_path / "none"))
+
+
 def test_training_refuses_kodak(setup, tmp_path):
     """Kodak is for reported figures only: a data folder holding a Kodak image is refused."""
     root, data, config = setup

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--if-better", action="store_true",
                    help="compare with the existing WEIGHTS on held-out images (BD-rate) and keep the better; "
                         "replaced weights stay beside as NAME@HASH.safetensors")
+    p.add_argument("--against", default=None, metavar="WEIGHTS",
+                   help="with --if-better, compare with these weights instead (e.g. a new family against the "
+                        "model it extends); written only if the checkpoint beats them")
     p.add_argument("--data", default=None, help="training data folder (default: the one the checkpoint names)")
     p.set_defaults(func=run_export)
 
@@ -46,8 +49,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from codec.errors import InputError
     from codec.training.export import export
 
-    written, account = export(args.checkpoint, args.weights, if_better=args.if_better, data=args.data)
+    if args.against and not args.if_better:
+        raise InputError("--against needs --if-better")
+    written, account = export(args.checkpoint, args.weights, if_better=args.if_better, data=args.data,
+                              against=args.against)
     print(account)
     return 0 if written or args.if_better else 1

@@ -50,44 +50,16 @@ def sga_round(values: torch.Tensor, tau: float, generator: torch.Generator) -> t
     return floor + weights[..., 1]
 
 
-def _bottleneck_bits(model: VariableRateModel, z_hat: torch.Tensor) -> torch.Tensor:
-    """Bits of (possibly soft) quantised hyper-latents under the factorized prior, per image."""
-    bottleneck = model.entropy_bottleneck
-    channels_first = z_hat.transpose(0, 1)  # [C, B, h, w]
-    values = channels_first.reshape(channels_first.shape[0], 1, -1)
-    likelihood, _, _ = bottleneck._likelihood(values)
-    likelihood = bottleneck.likelihood_lower_bound(likelihood).reshape(channels_first.shape).transpose(0, 1)
-    return -likelihood.log2().flatten(1).sum(1)
-
-
-def _gaussian_bits(model: VariableRateModel, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """Bits of (possibly soft) quantised latents under the conditional Gaussian, per image."""
-    conditional = model.gaussian_conditional
-    likelihood = conditional.likelihood_lower_bound(conditional._likelihood(y_hat, scales, means))
-    return -likelihood.log2().flatten(1).sum(1)
-
-
-def _rd_cost(model: VariableRateModel, x: torch.Tensor, y_hat: torch.Tensor, z_hat: torch.Tensor,
-             quality: float, height: int, width: int) -> torch.Tensor:
-    """Per-image RD cost of quantised latents; the distortion counts only the image's own
+def _quantised_cost(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: float,
+                    height: int, width: int, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Per-image RD cost of the latents quantised by ``round_fn``, centred as the coder centres
+    (the model's latent codec, :meth:`relaxed`); the distortion counts only the image's own
     ``height`` x ``width`` pixels (the padding is cropped by the decoder)."""
-    scales, means = model._hyper_parameters(z_hat)
-    bits = _gaussian_bits(model, y_hat, scales, means) + _bottleneck_bits(model, z_hat)
-    x_hat = model.g_s(y_hat * model.gains.inverse_gain(quality))
+    out = model.build_latent_codec(integer=False).relaxed(y, z, round_fn)
+    x_hat = model.g_s(out["y_hat"] * model.gains.inverse_gain(quality))
     error = (x_hat[..., :height, :width] - x[..., :height, :width]).pow(2).flatten(1).mean(1)
     lmbda = model.lmbda(torch.tensor([quality], device=x.device))
-    return lmbda * 255**2 * error + bits / (height * width)
-
-
-def _quantise(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y_hat, z_hat) with ``round_fn`` in place of rounding, centred as the coder centres:
-    z on the bottleneck's medians, y on the means predicted from z_hat."""
-    medians = model.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
-    z_hat = round_fn(z - medians) + medians
-    _, means = model._hyper_parameters(z_hat)
-    y_hat = round_fn(y - means) + means
-    return y_hat, z_hat
+    return lmbda * 255**2 * error + out["bits"] / (height * width)
 
 
 @contextmanager
@@ -128,8 +100,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         def check() -> None:
             nonlocal best_cost
             with torch.no_grad():
-                y_hat, z_hat = _quantise(model, y, z, torch.round)
-                cost = _rd_cost(model, x, y_hat, z_hat, quality, height, width).cpu()
+                cost = _quantised_cost(model, x, y, z, quality, height, width, torch.round).cpu()
             better = cost < best_cost
             if better.any():
                 on_device = better.to(y.device)
@@ -142,8 +113,8 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
                    disable=not progress, leave=False, delay=1.0)
         for step in range(schedule.steps):
             tau = schedule.temperature(step)
-            y_hat, z_hat = _quantise(model, y, z, lambda v: sga_round(v, tau, generator))
-            loss = _rd_cost(model, x, y_hat, z_hat, quality, height, width).sum()
+            loss = _quantised_cost(model, x, y, z, quality, height, width,
+                                   lambda v: sga_round(v, tau, generator)).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,6 +1,7 @@
 """Factorized prior: compressai's ``EntropyBottleneck`` as a latent codec (Ballé et al. 2018)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,6 +48,20 @@ class EntropyBottleneckLatentCodec(LatentCodec):
         symbols = decode_bottleneck_symbols(self.entropy_bottleneck, single_substreams(strings, self.name),
                                             (height, width), self.coder)
         return {"y_hat": bottleneck_values(self.entropy_bottleneck, symbols), "symbols": symbols}
+
+    def centred(self, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``z_hat`` with ``round_fn`` in place of rounding, centred on the channel medians as the coder centres."""
+        medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+        return round_fn(z - medians) + medians
+
+    def bits(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """Bits of (possibly soft) quantised latents under the factorized prior, per image (differentiable)."""
+        bottleneck = self.entropy_bottleneck
+        channels_first = z_hat.transpose(0, 1)  # [C, B, h, w]
+        values = channels_first.reshape(channels_first.shape[0], 1, -1)
+        likelihood, _, _ = bottleneck._likelihood(values)
+        likelihood = bottleneck.likelihood_lower_bound(likelihood).reshape(channels_first.shape).transpose(0, 1)
+        return -likelihood.log2().flatten(1).sum(1)
 
     def update(self, force: bool = False) -> bool:
         updated = self.entropy_bottleneck.update(force=force)

@@ -78,14 +78,16 @@ class GaussianConditionalLatentCodec(LatentCodec):
         return self.compress_indexed(y, scale_indexes(self.gaussian_conditional, scales), means)
 
     def compress_indexed(self, y: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> dict[str, Any]:
-        """:meth:`compress` with the table index of every latent given."""
+        """:meth:`compress` with the table index of every latent given; also returns the coded
+        int32 ``symbols`` (``y_hat`` less the means)."""
         backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
         shape = tuple(y.shape[1:])
         bounds = latent_bounds(shape)
-        symbols = _per_image(self.gaussian_conditional.quantize(y, "symbols", means))
-        strings = [backend.encode_substreams(s, i, tables, bounds, self.threads) for s, i in zip(symbols, _per_image(indexes))]
+        symbols = self.gaussian_conditional.quantize(y, "symbols", means)
+        strings = [backend.encode_substreams(s, i, tables, bounds, self.threads)
+                   for s, i in zip(_per_image(symbols), _per_image(indexes))]
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
-        return {"strings": {self.name: strings}, "shapes": {self.name: shape}, "y_hat": y_hat}
+        return {"strings": {self.name: strings}, "shapes": {self.name: shape}, "y_hat": y_hat, "symbols": symbols}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
@@ -94,6 +96,12 @@ class GaussianConditionalLatentCodec(LatentCodec):
     def decompress_indexed(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor,
                            means: torch.Tensor) -> dict[str, Any]:
         """:meth:`decompress` with the table index of every latent given."""
+        symbols = self.decompress_symbols(strings, shapes, indexes)
+        return {"y_hat": symbols.to(means.device, means.dtype) + means}
+
+    def decompress_symbols(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor) -> torch.Tensor:
+        """The int32 symbols (``y_hat`` less the means, on the CPU) of every latent, decoded with
+        the given table indexes; ValueError if the streams do not match them."""
         shape = check_shape(shapes, self.name, indexes.dim() - 1)
         if shape != tuple(indexes.shape[1:]):
             raise ValueError(f"stream {self.name!r} has shape {shapes[self.name]}, its parameters {tuple(indexes.shape[1:])}")
@@ -110,7 +118,13 @@ class GaussianConditionalLatentCodec(LatentCodec):
         backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
         symbols = np.stack([backend.decode_substreams(substreams, i, tables, bounds, self.threads)
                             for substreams, i in zip(images, _per_image(indexes))])
-        return {"y_hat": torch.from_numpy(symbols).reshape(indexes.shape).to(means.device, means.dtype) + means}
+        return torch.from_numpy(symbols).reshape(indexes.shape)
+
+    def bits(self, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """Bits of (possibly soft) quantised latents under N(means, scales), per image (differentiable)."""
+        conditional = self.gaussian_conditional
+        likelihood = conditional.likelihood_lower_bound(conditional._likelihood(y_hat, scales, means))
+        return -likelihood.log2().flatten(1).sum(1)
 
     def update(self, force: bool = False) -> bool:
         updated = self.gaussian_conditional.update_scale_table(scale_table(), force=force)

@@ -37,6 +37,11 @@ class HyperpriorLatentCodec(LatentCodec):
         #: Maps the int32 symbols of ``z`` to the exact (table indexes, means) of ``y``; None: float ``h_s``.
         self.integer = integer
 
+    @property
+    def stream_names(self) -> tuple[str, ...]:
+        """Names of the streams, in file order."""
+        return (self.hyper.name, self.latent.name)
+
     def hyper_latents(self, y: torch.Tensor) -> torch.Tensor:
         """``z = h_a(y)``, before quantisation."""
         return self.h_a(y)
@@ -57,6 +62,15 @@ class HyperpriorLatentCodec(LatentCodec):
         scales, means = (t.float() for t in self.parameters(hyper_out["y_hat"]))
         y_out = self.latent.forward(y, scales, means)
         return {"likelihoods": {**y_out["likelihoods"], **hyper_out["likelihoods"]}, "y_hat": y_out["y_hat"]}
+
+    def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+        """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
+        (differentiable for a soft ``round_fn``), centred as the coder centres: z on the
+        bottleneck's medians, y on the means predicted from ``z_hat``."""
+        z_hat = self.hyper.centred(z, round_fn)
+        scales, means = self.parameters(z_hat)
+        y_hat = round_fn(y - means) + means
+        return {"y_hat": y_hat, "z_hat": z_hat, "bits": self.latent.bits(y_hat, scales, means) + self.hyper.bits(z_hat)}
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""

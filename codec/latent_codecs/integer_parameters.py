@@ -42,6 +42,14 @@ integer sum; the rest of the arithmetic is int64. With the shipped walloc the ch
 are 20, 20 and 19, and the bounds 2^50.7, 2^52.0 and 2^51.5 (``IntegerNetwork.bounds``, tested).
 Against the float ``h_s`` the means differ by at most ~3e-4 on Kodak and about 0.02 % of the
 latents get a neighbouring table index (docs/bitstream.md has the measured rate cost).
+
+Channel-conditional models (:class:`IntegerChannelConditionalParameters`) chain such networks:
+the hyper-synthesis output is rounded to ``A`` fractional bits and clamped (the hyper
+features), each slice transform reads those features and the earlier slices' ``y_hat`` in the
+same fixed point (``symbol * 2^A + mean``, clamped: every input within ``+-L``, as the bound
+assumes), and a slice's scale and mean are the feature plus the transform's output, both at
+``A`` bits; its table index compares that scale with ``floor(scale_table[i] * 2^A)``. Integers
+all the way, so the chain is as exact as one network.
 """
 from __future__ import annotations
 
@@ -174,6 +182,23 @@ class IntegerNetwork:
         """Each layer's bound on the magnitude of any partial sum (each at most :data:`MAX_BOUND`)."""
         return tuple(layer.bound for layer in self.layers)
 
+    @property
+    def upsampling(self) -> int:
+        """Output rows (and columns) per input row: the transposed layers' strides."""
+        return math.prod(layer.stride for layer in self.layers if layer.transposed)
+
+    @property
+    def halo(self) -> int:
+        """Input rows beyond a band of output rows that those outputs may depend on (an upper
+        bound): each layer reaches ``kernel / 2`` of its input rows, which are ``up`` times
+        finer than the network's input rows after the transposed layers before it."""
+        rows, up = 0, 1
+        for layer in self.layers:
+            rows += -(-layer.weight.shape[-1] // (2 * up))
+            if layer.transposed:
+                up *= layer.stride
+        return rows
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             acc = _conv_exact(x, layer)
@@ -182,6 +207,46 @@ class IntegerNetwork:
             x = _round_shift(acc, layer.weight_bits)
             x = torch.where(x >= 0, x, (x * layer.slope) >> SLOPE_BITS).clamp(-self.limit, self.limit)
         raise AssertionError("unreachable")
+
+
+def table_indexes(scales: torch.Tensor, thresholds: torch.Tensor, first_index: int) -> torch.Tensor:
+    """int32 table index of every fixed-point scale: ``max(first_index, #{i : thresholds[i] < scale})``.
+
+    Exact integers (below 2^53) in float64 compared with exact integer thresholds: an exact count."""
+    counts = torch.bucketize(scales.to(torch.float64), thresholds.to(scales.device))
+    return counts.clamp_(min=first_index).to(torch.int32)
+
+
+def scale_thresholds(scale_table: torch.Tensor, scale_bound: float, bits: int) -> tuple[torch.Tensor, int]:
+    """(integer thresholds ``floor(scale_table[i] * 2^bits)`` for all but the last table entry,
+    in float64; the number of those entries below ``scale_bound``): what :func:`table_indexes`
+    compares a scale with ``bits`` fractional bits against, as compressai's ``build_indexes``
+    does with the lower-bounded float scale."""
+    table = scale_table.detach().to("cpu", torch.float64).reshape(-1)[:-1]
+    if float(table.max()) * 2.0**bits >= MAX_BOUND:
+        raise ValueError("scale table too large for the integer thresholds")
+    first_index = int((table < torch.tensor(float(scale_bound), dtype=torch.float64)).sum())
+    return torch.floor(table * 2.0**bits), first_index
+
+
+def in_bands(compute, inputs: tuple[torch.Tensor, ...], halo: int, up: int, max_outputs: int
+             ) -> tuple[torch.Tensor, ...]:
+    """``compute(*inputs)`` (tensors whose last two axes are rows and columns, each output ``up``
+    times finer than the inputs) in bands of input rows, each computed with ``halo`` more rows
+    on either side and cut to its own rows: the memory of one band's intermediates instead of
+    the whole image's. Exact for a ``compute`` whose outputs depend on at most ``halo`` input
+    rows each side (integer arithmetic: the same bits whatever the bands)."""
+    rows, cols = inputs[0].shape[-2:]
+    band = max(1, max_outputs // (up**2 * max(1, cols)))
+    if rows <= band + 2 * halo:
+        return compute(*inputs)
+    parts = []
+    for start in range(0, rows, band):
+        stop = min(rows, start + band)
+        first, last = max(0, start - halo), min(rows, stop + halo)
+        outputs = compute(*(t[..., first:last, :] for t in inputs))
+        parts.append([o[..., (start - first) * up:(stop - first) * up, :] for o in outputs])
+    return tuple(torch.cat(column, dim=-2) for column in zip(*parts))
 
 
 class IntegerGaussianParameters:
@@ -195,13 +260,8 @@ class IntegerGaussianParameters:
 
     def __init__(self, h_s: nn.Sequential, medians: torch.Tensor, scale_table: torch.Tensor, scale_bound: float) -> None:
         self.network = IntegerNetwork(h_s)
-        self.medians = torch.round(medians.detach().to("cpu", torch.float64).reshape(-1) * 2.0**ACTIVATION_BITS).to(torch.int64)
-        table = scale_table.detach().to("cpu", torch.float64).reshape(-1)[:-1]
-        k = self.network.last_bits
-        if float(table.max()) * 2.0**k >= MAX_BOUND:
-            raise ValueError("scale table too large for the integer thresholds")
-        self.thresholds = torch.floor(table * 2.0**k)  # exact integers in float64
-        self.first_index = int((table < torch.tensor(float(scale_bound), dtype=torch.float64)).sum())
+        self.medians = fixed_point_medians(medians)
+        self.thresholds, self.first_index = scale_thresholds(scale_table, scale_bound, self.network.last_bits)
 
     #: Output positions (rows x columns of ``y``) a band of :meth:`__call__` computes at once.
     BAND_OUTPUTS = 1 << 17
@@ -209,54 +269,119 @@ class IntegerGaussianParameters:
     @property
     def upsampling(self) -> int:
         """Rows (and columns) of ``y`` per row of ``z``: the transposed layers' strides."""
-        return math.prod(layer.stride for layer in self.network.layers if layer.transposed)
+        return self.network.upsampling
 
     @property
     def halo(self) -> int:
-        """Rows of ``z`` beyond a band that its outputs may depend on (an upper bound): each
-        layer reaches ``kernel / 2`` of its input rows, which are ``up`` times finer than
-        ``z``'s rows after the transposed layers before it."""
-        rows, up = 0, 1
-        for layer in self.network.layers:
-            k = layer.weight.shape[-1]
-            rows += -(-k // (2 * up))
-            if layer.transposed:
-                up *= layer.stride
-        return rows
+        """Rows of ``z`` beyond a band that its outputs may depend on (an upper bound)."""
+        return self.network.halo
 
     def __call__(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(indexes int32, means float32)`` of ``y`` from the int32 symbols ``[B, Cz, h, w]`` of ``z``.
 
-        Over many rows the work goes in bands of ``z`` rows with a :attr:`halo` each side,
-        which bounds the memory of the int64 accumulators; the arithmetic is exact, so the
-        result is the same, bit for bit, whatever the bands."""
-        rows, cols = symbols.shape[-2:]
-        up, halo = self.upsampling, self.halo
-        band = max(1, self.BAND_OUTPUTS // (up**2 * max(1, cols)))
-        if rows <= band + 2 * halo:
-            return self._parameters(symbols)
-        parts = []
-        for start in range(0, rows, band):
-            stop = min(rows, start + band)
-            first, last = max(0, start - halo), min(rows, stop + halo)
-            indexes, means = self._parameters(symbols[..., first:last, :])
-            parts.append((indexes[..., (start - first) * up:(stop - first) * up, :],
-                          means[..., (start - first) * up:(stop - first) * up, :]))
-        return torch.cat([p[0] for p in parts], dim=-2), torch.cat([p[1] for p in parts], dim=-2)
+        Over many rows the work goes in bands of ``z`` rows with a :attr:`halo` each side
+        (:func:`in_bands`), which bounds the memory of the int64 accumulators; the arithmetic
+        is exact, so the result is the same, bit for bit, whatever the bands."""
+        return in_bands(self._parameters, (symbols,), self.halo, self.upsampling, self.BAND_OUTPUTS)
 
     def _parameters(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.network
         x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]
         acc = net(x.clamp(-net.limit, net.limit))
         scales, means = acc.chunk(2, dim=1)
-        # Exact integers in float64 compared with exact integer thresholds: an exact count.
-        indexes = torch.bucketize(scales.to(torch.float64), self.thresholds.to(acc.device)).clamp_(min=self.first_index)
+        indexes = table_indexes(scales, self.thresholds, self.first_index)
         means = _round_shift(means, net.layers[-1].weight_bits).to(torch.float64) / 2.0**ACTIVATION_BITS
-        return indexes.to(torch.int32), means.to(torch.float32)
+        return indexes, means.to(torch.float32)
+
+
+class IntegerChannelConditionalParameters:
+    """Exact table indexes and means of ``y``'s channel slices (Minnen & Singh 2020), from the
+    hyper-latent symbols and the slices decoded before.
+
+    * hyper features: ``h_s`` as an :class:`IntegerNetwork` on the symbols of ``z`` (as in
+      :class:`IntegerGaussianParameters`), its output rounded to :data:`ACTIVATION_BITS`
+      fractional bits and clamped to the activation range: ``2C`` channels, the scales then
+      the means of all of ``y``;
+    * slice ``k`` (``n`` channels): its transform, an :class:`IntegerNetwork` at ``y``'s
+      resolution, sees the hyper features and the fixed-point ``y_hat`` of slices ``0..k-1``
+      (``symbol * 2^A + mean``, clamped) and adds a correction (rounded to ``A`` bits) to the
+      hyper features' scales and means of its channels;
+    * the table index of a scale with ``A`` fractional bits is the count of the thresholds
+      ``floor(scale_table[i] * 2^A)`` below it (:func:`table_indexes`), the mean is that
+      integer over ``2^A``.
+
+    Every step is integer arithmetic (exact convolutions, shifts, additions, clamps), so the
+    encoder and every decoder derive the same indexes and the same ``y_hat`` bits.
+    """
+
+    #: Output positions (rows x columns of ``y``) a band computes at once.
+    BAND_OUTPUTS = 1 << 17
+
+    def __init__(self, h_s: nn.Sequential, slice_transforms: nn.ModuleList, medians: torch.Tensor,
+                 scale_table: torch.Tensor, scale_bound: float) -> None:
+        self.hyper = IntegerNetwork(h_s)
+        self.slices = tuple(IntegerNetwork(t) for t in slice_transforms)
+        if any(net.upsampling != 1 for net in self.slices):
+            raise ValueError("slice transforms must keep the latent's resolution")
+        self.medians = fixed_point_medians(medians)
+        self.thresholds, self.first_index = scale_thresholds(scale_table, scale_bound, ACTIVATION_BITS)
+        self.limit = self.hyper.limit
+
+    def features(self, symbols: torch.Tensor) -> torch.Tensor:
+        """int32 hyper features ``[B, 2C, H, W]`` (``A`` fractional bits) from the int32 symbols of ``z``."""
+        return in_bands(self._features, (symbols,), self.hyper.halo, self.hyper.upsampling, self.BAND_OUTPUTS)[0]
+
+    def _features(self, symbols: torch.Tensor) -> tuple[torch.Tensor]:
+        x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]
+        acc = self.hyper(x.clamp(-self.limit, self.limit))
+        return (_round_shift(acc, self.hyper.layers[-1].weight_bits).clamp(-self.limit, self.limit).to(torch.int32),)
+
+    def slice_parameters(self, k: int, features: torch.Tensor, decoded: list[torch.Tensor]
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(indexes int32, means float32, fixed-point means int64)`` of slice ``k`` from the
+        hyper features and the fixed-point ``y_hat`` (:meth:`fixed_point`) of slices ``0..k-1``."""
+        return in_bands(lambda *t: self._slice(k, *t), (features, *decoded), self.slices[k].halo, 1, self.BAND_OUTPUTS)
+
+    def _slice(self, k: int, features: torch.Tensor, *decoded: torch.Tensor):
+        net = self.slices[k]
+        x = torch.cat([features, *decoded], dim=1).to(torch.int64)
+        delta = _round_shift(net(x), net.layers[-1].weight_bits)
+        n, channels = delta.shape[1] // 2, features.shape[1] // 2
+        scales = features[:, k * n:(k + 1) * n].to(torch.int64) + delta[:, :n]
+        means = features[:, channels + k * n:channels + (k + 1) * n].to(torch.int64) + delta[:, n:]
+        indexes = table_indexes(scales, self.thresholds, self.first_index)
+        return indexes, (means.to(torch.float64) / 2.0**ACTIVATION_BITS).to(torch.float32), means
+
+    def fixed_point(self, symbols: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """A slice's ``y_hat = symbol + mean`` as the next slices see it: ``A`` fractional bits,
+        clamped to the activation range, int32."""
+        value = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + means.to(symbols.device)
+        return value.clamp(-self.limit, self.limit).to(torch.int32)
+
+
+def fixed_point_medians(medians: torch.Tensor) -> torch.Tensor:
+    """The bottleneck's per-channel medians with :data:`ACTIVATION_BITS` fractional bits (int64)."""
+    return torch.round(medians.detach().to("cpu", torch.float64).reshape(-1) * 2.0**ACTIVATION_BITS).to(torch.int64)
 
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
+
+
+def _cached(owner: nn.Module, tensors: tuple[torch.Tensor, ...], build):
+    """``build()``, derived once per version of ``tensors`` and kept as long as ``owner`` lives."""
+    key = tuple((id(t), t._version) for t in tensors)
+    cached = _cache.get(owner)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    value = build()
+    with _cache_lock:
+        _cache[owner] = (key, value)
+    return value
+
+
+def _scale_bound(gaussian_conditional: nn.Module) -> float:
+    return float(gaussian_conditional.lower_bound_scale.bound.reshape(-1)[0])
 
 
 def derive_integer_parameters(h_s: nn.Sequential, entropy_bottleneck: nn.Module, gaussian_conditional: nn.Module
@@ -265,12 +390,17 @@ def derive_integer_parameters(h_s: nn.Sequential, entropy_bottleneck: nn.Module,
     and ``GaussianConditional``), derived once per version of the tensors they come from."""
     tensors = (*h_s.parameters(), entropy_bottleneck.quantiles, gaussian_conditional.scale_table,
                gaussian_conditional.lower_bound_scale.bound)
-    key = tuple((id(t), t._version) for t in tensors)
-    cached = _cache.get(h_s)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    params = IntegerGaussianParameters(h_s, entropy_bottleneck._get_medians(), gaussian_conditional.scale_table,
-                                       float(gaussian_conditional.lower_bound_scale.bound.reshape(-1)[0]))
-    with _cache_lock:
-        _cache[h_s] = (key, params)
-    return params
+    return _cached(h_s, tensors, lambda: IntegerGaussianParameters(
+        h_s, entropy_bottleneck._get_medians(), gaussian_conditional.scale_table, _scale_bound(gaussian_conditional)))
+
+
+def derive_channel_conditional_parameters(h_s: nn.Sequential, slice_transforms: nn.ModuleList,
+                                          entropy_bottleneck: nn.Module, gaussian_conditional: nn.Module
+                                          ) -> "IntegerChannelConditionalParameters":
+    """:class:`IntegerChannelConditionalParameters` of a model's modules, derived once per
+    version of the tensors they come from."""
+    tensors = (*h_s.parameters(), *slice_transforms.parameters(), entropy_bottleneck.quantiles,
+               gaussian_conditional.scale_table, gaussian_conditional.lower_bound_scale.bound)
+    return _cached(slice_transforms, tensors, lambda: IntegerChannelConditionalParameters(
+        h_s, slice_transforms, entropy_bottleneck._get_medians(), gaussian_conditional.scale_table,
+        _scale_bound(gaussian_conditional)))

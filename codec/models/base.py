@@ -86,8 +86,7 @@ class VariableRateModel(nn.Module):
     @property
     def stream_names(self) -> tuple[str, ...]:
         """Names of the streams of this model's files, in file order."""
-        codec = self.build_latent_codec(integer=False)
-        return (codec.hyper.name, codec.latent.name)
+        return self.build_latent_codec(integer=False).stream_names
 
     def latent_shapes(self, height: int, width: int) -> Shapes:
         """Per-image shape of every stream's latent for a padded image of ``height`` x ``width``."""

@@ -57,8 +57,12 @@ def holdout_images(state: dict, data: str | None = None) -> list:
     return images
 
 
-def export(checkpoint: str, weights: str, if_better: bool = False, data: str | None = None) -> tuple[bool, str]:
-    """Write ``weights`` from ``checkpoint``; returns (written, a one-line account)."""
+def export(checkpoint: str, weights: str, if_better: bool = False, data: str | None = None,
+           against: str | None = None) -> tuple[bool, str]:
+    """Write ``weights`` from ``checkpoint``; returns (written, a one-line account).
+
+    ``if_better``: only if the checkpoint beats, on the run's held-out images, the weights
+    already at ``weights`` (or ``against``, e.g. the model a new family extends)."""
     from codec.training.selection import SELECTION_QUALITIES, code_images, curve_bd_rate
     from codec.fileio import file_sha256
 
@@ -67,19 +71,24 @@ def export(checkpoint: str, weights: str, if_better: bool = False, data: str | N
     model.load_state_dict(state["model"])
     model.eval()
     target = Path(weights)
+    reference = Path(against) if against else target
     selection = ""
-    if if_better and target.exists():
-        current = load_weights(target)
+    if against and not reference.exists():
+        raise InputError(f"no weights at {reference} to compare with")
+    if if_better and reference.exists():
+        current = load_weights(reference)
         images = holdout_images(state, data)
         qualities = [q for q in SELECTION_QUALITIES if q <= model.quality_range[1]]
         try:
             change = curve_bd_rate(code_images(current, images, qualities), code_images(model, images, qualities))
         except ValueError as err:
-            raise InputError(f"cannot compare {checkpoint} with {target}: {err}") from None
-        selection = (f"BD-rate {change:+.2f} % against the current weights (sha256 {file_sha256(target)[:8]}) "
+            raise InputError(f"cannot compare {checkpoint} with {reference}: {err}") from None
+        selection = (f"BD-rate {change:+.2f} % against {'the current weights' if reference == target else reference.name} "
+                     f"(sha256 {file_sha256(reference)[:8]}) "
                      f"on the {len(images)} held-out training images, qualities {qualities[0]:g}-{qualities[-1]:g}")
         if change >= 0:
             return False, f"not written: {selection}"
+    if if_better and target.exists():
         keep = target.with_name(f"{target.stem}@{file_sha256(target)[:8]}{target.suffix}")
         shutil.copy2(target, keep)
         if target.with_suffix(".md").exists():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import torch
 
 from codec.errors import CodecError
 from codec.training.loss import rd_loss
+from codec.models import ARCHITECTURES
 from codec.models.weights import build_model
 from codec.training.data import list_images, refuse_evaluation_images, split_holdout
 # Imported now, not at the first validation: a run outlives edits to the working tree, and
@@ -63,8 +65,14 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
 
     The schedule (warm-up, then cosine) spans steps ``schedule_start`` to ``train["steps"]``:
     a run started from weights (``--init``) gets a fresh warm-up and cosine of its own.
+    ``train["frozen"]`` names top-level modules (e.g. ``encoder``, ``decoder``, ``gains``) whose
+    weights stay as they are: they get no gradient and no optimiser state.
     """
-    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    frozen = tuple(f"{name}." for name in train.get("frozen", ()))
+    for n, p in model.named_parameters():
+        if n.startswith(frozen):
+            p.requires_grad_(False)
+    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=train["lr"])
     aux_optimizer = torch.optim.Adam(aux_params, lr=train["aux_lr"])
@@ -208,10 +216,14 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
         state = load_file(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         raise CodecError(f"cannot read weights {path}: {err}") from None
-    # The wavelet boundary may change (fine-tuning periodic weights for symmetric borders).
+    # The wavelet boundary may change (fine-tuning periodic weights for symmetric borders), and
+    # an architecture that extends another starts from its weights (its own keys added).
+    extended = getattr(ARCHITECTURES.get(config["architecture"]), "extends", None) == entry.architecture
+    own = set(inspect.signature(ARCHITECTURES[config["architecture"]].__init__).parameters) - \
+        set(inspect.signature(ARCHITECTURES[entry.architecture].__init__).parameters) if extended else set()
     same = {k: v for k, v in entry.config.items() if k != "boundary"} == \
-        {k: v for k, v in config["model"].items() if k != "boundary"}
-    if entry.architecture != config["architecture"] or not same:
+        {k: v for k, v in config["model"].items() if k != "boundary" and k not in own}
+    if (entry.architecture != config["architecture"] and not extended) or not same:
         raise CodecError(f"weights {path} are of another model or config ({entry.architecture}: {entry.config})")
     metadata = entry.metadata
     step = int(metadata.get("step", 0))
@@ -277,7 +289,14 @@ def train(args: argparse.Namespace) -> int:
         if ctx.is_main:
             print(f"resumed from {ckpt_path} at step {step}")
     elif init is not None:
-        model.load_state_dict(init[0])
+        missing, unexpected = model.load_state_dict(init[0], strict=False)
+        foreign = [k for k in missing if k.split(".")[0] in {n.split(".")[0] for n in init[0]}]
+        if unexpected or foreign:
+            raise CodecError(f"weights {args.init} do not fit {config['architecture']}: "
+                             f"{', '.join([*unexpected, *foreign][:4])}")
+        if missing and ctx.is_main:
+            print(f"new in {config['architecture']}, left at their initial values: "
+                  f"{', '.join(sorted({k.split('.')[0] for k in missing}))}")
         step = init[1]
         segment["start_step"] = segment["end_step"] = step
         if ctx.is_main:

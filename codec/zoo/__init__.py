@@ -54,6 +54,7 @@ class Family:
 #: Architecture name -> family facts (the classes live in :mod:`codec.models`).
 FAMILIES = {
     "walloc": Family("wavelet packet (CDF 9/7) + linear encoder + hyperprior + residual decoder", 3.0),
+    "walloc-cc": Family("walloc's transforms + channel-conditional entropy model (Minnen & Singh 2020)", 3.0),
     "hyperprior": Family("Balle et al. 2018 mean-scale hyperprior (GDN), variable rate", 3.0),
 }
 

@@ -1,0 +1,154 @@
+"""walloc-cc: walloc's transforms with a channel-conditional entropy model (exact integer parameters)."""
+import numpy as np
+import pytest
+import torch
+
+import codec
+from codec import api, bitstream
+from codec.latent_codecs.integer_parameters import derive_channel_conditional_parameters
+from codec.models.weights import build_model, save_weights
+
+from conftest import TINY_WALLOC
+
+TINY_CC = dict(TINY_WALLOC, slices=4, slice_hidden=8, slice_kernel=3)
+
+
+def _image(height=96, width=128, seed=11):
+    """A smooth picture with texture, [1, 3, H, W] in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([128 + 90 * np.sin(xx / 7 + c) * np.cos(yy / 11 - c) for c in range(3)], axis=0)
+    pixels = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).round() / 255
+    return torch.from_numpy(pixels).float()[None]
+
+
+def _cc_from(walloc_weights, perturb: float = 0.0, seed: int = 0):
+    """A walloc-cc over the tiny walloc's weights; slice transforms zero, or random with ``perturb``."""
+    from safetensors.torch import load_file
+
+    model = build_model("walloc-cc", TINY_CC)
+    missing, unexpected = model.load_state_dict(load_file(walloc_weights), strict=False)
+    assert not unexpected and all(k.startswith("slice_transforms.") for k in missing)
+    if perturb:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in model.slice_transforms.parameters():
+                p.copy_(torch.randn(p.shape, generator=generator) * perturb)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def cc_weights(tiny_weights, tmp_path_factory):
+    """A walloc-cc weights file whose slice transforms make real corrections."""
+    model = _cc_from(tiny_weights, perturb=0.2)
+    path = tmp_path_factory.mktemp("cc") / "tiny-cc.safetensors"
+    save_weights(model, path, architecture="walloc-cc", config=TINY_CC)
+    return path
+
+
+def test_zero_slice_transforms_code_as_walloc(tiny_weights):
+    """Fresh slice transforms predict no correction: the same likelihoods and decoded latents as
+    walloc's hyperprior (the starting point of a fine-tune from walloc weights)."""
+    from codec.models.weights import load_weights
+
+    walloc, cc = load_weights(tiny_weights).eval(), _cc_from(tiny_weights)
+    x, quality = _image(), torch.tensor([3.0])
+    with torch.no_grad():
+        outs = [m.build_latent_codec(integer=False)(m.g_a(x) * m.gains.gain(quality)) for m in (walloc, cc)]
+    bits = [sum(-l.log2().sum() for l in out["likelihoods"].values()) for out in outs]
+    assert float(bits[1]) == pytest.approx(float(bits[0]), rel=1e-5)
+    for integer in (False, True):
+        y, z = walloc.analyse(x, 3.0)
+        hats = [m.build_latent_codec(integer=integer).compress(y, z)["y_hat"] for m in (walloc, cc)]
+        assert torch.equal(hats[0], hats[1])
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_decoded_latents_are_the_encoders(tiny_weights, integer):
+    """Each slice's parameters depend on the slices decoded before it: the decoder must rebuild
+    the encoder's y_hat exactly (integer parameters: bit for bit by construction)."""
+    cc = _cc_from(tiny_weights, perturb=0.2)
+    y, z = cc.analyse(_image(), 4.0)
+    codec_ = cc.build_latent_codec(integer=integer)
+    out = codec_.compress(y, z)
+    assert list(out["strings"]) == ["z", "y0", "y1", "y2", "y3"]
+    decoded = codec_.decompress(out["strings"], out["shapes"])["y_hat"]
+    assert torch.equal(decoded, out["y_hat"])
+
+
+def test_slice_transforms_change_the_parameters(tiny_weights):
+    """The corrections are used: other slice weights, other table indexes."""
+    cc, plain = _cc_from(tiny_weights, perturb=0.2), _cc_from(tiny_weights)
+    y, z = cc.analyse(_image(), 4.0)
+    streams = [m.build_latent_codec().compress(y, z)["strings"]["y3"] for m in (cc, plain)]
+    assert streams[0] != streams[1]
+
+
+def test_integer_parameters_do_not_depend_on_bands(tiny_weights):
+    cc = _cc_from(tiny_weights, perturb=0.2)
+    y, z = cc.analyse(_image(height=224, width=96), 2.0)
+    params = derive_channel_conditional_parameters(cc.h_s, cc.slice_transforms, cc.entropy_bottleneck,
+                                                   cc.gaussian_conditional)
+    symbols = cc.entropy_bottleneck.quantize(z, "symbols", cc.entropy_bottleneck._get_medians()).int()
+    whole_features = params.features(symbols)
+    decoded = [params.fixed_point(torch.round(y[:, :2]).int(), torch.zeros_like(y[:, :2], dtype=torch.int64))]
+    whole = params.slice_parameters(1, whole_features, decoded)
+    params.BAND_OUTPUTS = 2 * y.shape[-1]  # two rows of y per band, far fewer than the image's
+    try:
+        assert torch.equal(params.features(symbols), whole_features)
+        for a, b in zip(params.slice_parameters(1, whole_features, decoded), whole):
+            assert torch.equal(a, b)
+    finally:
+        del params.BAND_OUTPUTS
+
+
+def test_files_roundtrip_through_the_api(cc_weights):
+    rgb = (_image(height=90, width=130)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    data = codec.encode(rgb, model=str(cc_weights), quality=3)
+    header, sections = bitstream.unpack(data)
+    assert header.model == "tiny-cc" and header.integer_parameters  # the name is the file stem
+    assert [s.name for s in sections] == ["z", "y0", "y1", "y2", "y3"]
+    decoded = np.asarray(codec.decode(data, model=str(cc_weights)).convert("RGB"))
+    assert decoded.shape == rgb.shape
+    again = api.decode_to_tensor([data, data], model=str(cc_weights))
+    assert torch.equal(again[0], again[1])
+
+
+def test_refinement_works_for_walloc_cc(cc_weights):
+    """Effort levels optimise the channel-conditional rate too; the file decodes."""
+    rgb = (_image(height=70, width=100, seed=4)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    plain = codec.encode(rgb, model=str(cc_weights), quality=3)
+    refined = codec.encode(rgb, model=str(cc_weights), quality=3, effort=1)
+    assert refined != plain
+    assert codec.encode(rgb, model=str(cc_weights), quality=3, effort=1) == refined
+    assert codec.decode(refined, model=str(cc_weights)).size == (rgb.shape[1], rgb.shape[0])
+
+
+def test_training_starts_from_walloc_weights_with_frozen_transforms(tiny_weights):
+    """walloc weights initialise walloc-cc (its slice transforms are new); frozen modules get no
+    optimiser state; a config that differs otherwise is refused."""
+    from codec.errors import CodecError
+    from codec.training.trainer import make_optimizers, read_init_weights
+
+    config = {"architecture": "walloc-cc", "model": TINY_CC}
+    state, step, _ = read_init_weights(str(tiny_weights), config)
+    model = build_model("walloc-cc", TINY_CC)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and missing and all(k.startswith("slice_transforms.") for k in missing)
+    train = {"lr": 1e-3, "aux_lr": 1e-3, "steps": 10, "frozen": ["encoder", "decoder", "gains"]}
+    optimizer, _, _ = make_optimizers(model, train)
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for name, p in model.named_parameters():
+        frozen = name.split(".")[0] in train["frozen"]
+        assert (id(p) in optimised) == (not frozen and not name.endswith(".quantiles")), name
+    with pytest.raises(CodecError, match="another model or config"):
+        read_init_weights(str(tiny_weights), {"architecture": "walloc-cc", "model": dict(TINY_CC, z_channels=4)})
+    with pytest.raises(CodecError, match="another model or config"):
+        read_init_weights(str(tiny_weights), {"architecture": "hyperprior", "model": {}})
+
+
+def test_bad_slice_configs_are_refused():
+    with pytest.raises(ValueError, match="divide"):
+        build_model("walloc-cc", dict(TINY_CC, slices=3))
+    with pytest.raises(ValueError, match="odd"):
+        build_model("walloc-cc", dict(TINY_CC, slice_kernel=2))
