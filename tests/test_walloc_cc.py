@@ -1,4 +1,5 @@
-"""walloc-cc: walloc's transforms with a channel-conditional entropy model (exact integer parameters)."""
+"""walloc-cc: walloc's transforms with a context-conditional entropy model (channel slices, checkerboard;
+exact integer parameters)."""
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,10 @@ from codec.models.weights import build_model, save_weights
 from conftest import TINY_WALLOC
 
 TINY_CC = dict(TINY_WALLOC, slices=4, slice_hidden=8, slice_kernel=3)
+#: A checkerboard context over 2 channel slices: groups y0a, y0b, y1a, y1b.
+TINY_CB = dict(TINY_WALLOC, slices=2, slice_hidden=8, slice_kernel=3, checkerboard=True)
+CONFIGS = {"slices": TINY_CC, "checkerboard": TINY_CB}
+STREAMS = {"slices": ["z", "y0", "y1", "y2", "y3"], "checkerboard": ["z", "y0a", "y0b", "y1a", "y1b"]}
 
 
 def _image(height=96, width=128, seed=11):
@@ -22,11 +27,11 @@ def _image(height=96, width=128, seed=11):
     return torch.from_numpy(pixels).float()[None]
 
 
-def _cc_from(walloc_weights, perturb: float = 0.0, seed: int = 0):
+def _cc_from(walloc_weights, perturb: float = 0.0, seed: int = 0, config=TINY_CC):
     """A walloc-cc over the tiny walloc's weights; slice transforms zero, or random with ``perturb``."""
     from safetensors.torch import load_file
 
-    model = build_model("walloc-cc", TINY_CC)
+    model = build_model("walloc-cc", config)
     missing, unexpected = model.load_state_dict(load_file(walloc_weights), strict=False)
     assert not unexpected and all(k.startswith("slice_transforms.") for k in missing)
     if perturb:
@@ -37,21 +42,34 @@ def _cc_from(walloc_weights, perturb: float = 0.0, seed: int = 0):
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def cc_weights(tiny_weights, tmp_path_factory):
-    """A walloc-cc weights file whose slice transforms make real corrections."""
-    model = _cc_from(tiny_weights, perturb=0.2)
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def cc_weights(request, tiny_weights, tmp_path_factory):
+    """(A walloc-cc weights file whose transforms make real corrections, its kind)."""
+    model = _cc_from(tiny_weights, perturb=0.2, config=CONFIGS[request.param])
     path = tmp_path_factory.mktemp("cc") / "tiny-cc.safetensors"
-    save_weights(model, path, architecture="walloc-cc", config=TINY_CC)
-    return path
+    save_weights(model, path, architecture="walloc-cc", config=CONFIGS[request.param])
+    return path, request.param
 
 
-def test_zero_slice_transforms_code_as_walloc(tiny_weights):
+def test_checkerboard_halves():
+    from codec.latent_codecs.channel_conditional import checkerboard_merge, checkerboard_split
+
+    t = torch.arange(2 * 3 * 4 * 6).reshape(2, 3, 4, 6)
+    anchors, rest = checkerboard_split(t)
+    assert anchors.shape == rest.shape == (2, 3, 4, 3)
+    rows, cols = torch.meshgrid(torch.arange(4), torch.arange(6), indexing="ij")
+    assert torch.equal(anchors[0, 0].flatten(), t[0, 0][(rows + cols) % 2 == 0])
+    assert torch.equal(rest[0, 0].flatten(), t[0, 0][(rows + cols) % 2 == 1])
+    assert torch.equal(checkerboard_merge(anchors, rest), t)
+
+
+@pytest.mark.parametrize("kind", list(CONFIGS))
+def test_zero_slice_transforms_code_as_walloc(tiny_weights, kind):
     """Fresh slice transforms predict no correction: the same likelihoods and decoded latents as
     walloc's hyperprior (the starting point of a fine-tune from walloc weights)."""
     from codec.models.weights import load_weights
 
-    walloc, cc = load_weights(tiny_weights).eval(), _cc_from(tiny_weights)
+    walloc, cc = load_weights(tiny_weights).eval(), _cc_from(tiny_weights, config=CONFIGS[kind])
     x, quality = _image(), torch.tensor([3.0])
     with torch.no_grad():
         outs = [m.build_latent_codec(integer=False)(m.g_a(x) * m.gains.gain(quality)) for m in (walloc, cc)]
@@ -63,24 +81,26 @@ def test_zero_slice_transforms_code_as_walloc(tiny_weights):
         assert torch.equal(hats[0], hats[1])
 
 
+@pytest.mark.parametrize("kind", list(CONFIGS))
 @pytest.mark.parametrize("integer", [True, False])
-def test_decoded_latents_are_the_encoders(tiny_weights, integer):
-    """Each slice's parameters depend on the slices decoded before it: the decoder must rebuild
+def test_decoded_latents_are_the_encoders(tiny_weights, integer, kind):
+    """Each group's parameters depend on the groups decoded before it: the decoder must rebuild
     the encoder's y_hat exactly (integer parameters: bit for bit by construction)."""
-    cc = _cc_from(tiny_weights, perturb=0.2)
+    cc = _cc_from(tiny_weights, perturb=0.2, config=CONFIGS[kind])
     y, z = cc.analyse(_image(), 4.0)
     codec_ = cc.build_latent_codec(integer=integer)
     out = codec_.compress(y, z)
-    assert list(out["strings"]) == ["z", "y0", "y1", "y2", "y3"]
+    assert list(out["strings"]) == STREAMS[kind]
     decoded = codec_.decompress(out["strings"], out["shapes"])["y_hat"]
     assert torch.equal(decoded, out["y_hat"])
 
 
-def test_slice_transforms_change_the_parameters(tiny_weights):
-    """The corrections are used: other slice weights, other table indexes."""
-    cc, plain = _cc_from(tiny_weights, perturb=0.2), _cc_from(tiny_weights)
+@pytest.mark.parametrize("kind", list(CONFIGS))
+def test_slice_transforms_change_the_parameters(tiny_weights, kind):
+    """The corrections are used: other transform weights, other table indexes."""
+    cc, plain = _cc_from(tiny_weights, perturb=0.2, config=CONFIGS[kind]), _cc_from(tiny_weights, config=CONFIGS[kind])
     y, z = cc.analyse(_image(), 4.0)
-    streams = [m.build_latent_codec().compress(y, z)["strings"]["y3"] for m in (cc, plain)]
+    streams = [m.build_latent_codec().compress(y, z)["strings"][STREAMS[kind][-1]] for m in (cc, plain)]
     assert streams[0] != streams[1]
 
 
@@ -92,22 +112,23 @@ def test_integer_parameters_do_not_depend_on_bands(tiny_weights):
     symbols = cc.entropy_bottleneck.quantize(z, "symbols", cc.entropy_bottleneck._get_medians()).int()
     whole_features = params.features(symbols)
     decoded = [params.fixed_point(torch.round(y[:, :2]).int(), torch.zeros_like(y[:, :2], dtype=torch.int64))]
-    whole = params.slice_parameters(1, whole_features, decoded)
+    whole = params.group_parameters(1, 1, whole_features, decoded)
     params.BAND_OUTPUTS = 2 * y.shape[-1]  # two rows of y per band, far fewer than the image's
     try:
         assert torch.equal(params.features(symbols), whole_features)
-        for a, b in zip(params.slice_parameters(1, whole_features, decoded), whole):
+        for a, b in zip(params.group_parameters(1, 1, whole_features, decoded), whole):
             assert torch.equal(a, b)
     finally:
         del params.BAND_OUTPUTS
 
 
 def test_files_roundtrip_through_the_api(cc_weights):
+    cc_weights, kind = cc_weights
     rgb = (_image(height=90, width=130)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     data = codec.encode(rgb, model=str(cc_weights), quality=3)
     header, sections = bitstream.unpack(data)
     assert header.model == "tiny-cc" and header.integer_parameters  # the name is the file stem
-    assert [s.name for s in sections] == ["z", "y0", "y1", "y2", "y3"]
+    assert [s.name for s in sections] == STREAMS[kind]
     decoded = np.asarray(codec.decode(data, model=str(cc_weights)).convert("RGB"))
     assert decoded.shape == rgb.shape
     again = api.decode_to_tensor([data, data], model=str(cc_weights))
@@ -115,7 +136,8 @@ def test_files_roundtrip_through_the_api(cc_weights):
 
 
 def test_refinement_works_for_walloc_cc(cc_weights):
-    """Effort levels optimise the channel-conditional rate too; the file decodes."""
+    """Effort levels optimise the context-conditional rate too; the file decodes."""
+    cc_weights, _ = cc_weights
     rgb = (_image(height=70, width=100, seed=4)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     plain = codec.encode(rgb, model=str(cc_weights), quality=3)
     refined = codec.encode(rgb, model=str(cc_weights), quality=3, effort=1)
@@ -152,3 +174,5 @@ def test_bad_slice_configs_are_refused():
         build_model("walloc-cc", dict(TINY_CC, slices=3))
     with pytest.raises(ValueError, match="odd"):
         build_model("walloc-cc", dict(TINY_CC, slice_kernel=2))
+    with pytest.raises(ValueError, match="neighbours"):
+        build_model("walloc-cc", dict(TINY_CB, slice_kernel=1))

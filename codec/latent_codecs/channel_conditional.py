@@ -1,27 +1,34 @@
-"""Channel-conditional hyperprior (Minnen & Singh 2020, "Channel-wise autoregressive entropy
-models for learned image compression"), composed of latent codecs.
+"""Context-conditional hyperprior: ``y`` coded in groups, each group's entropy parameters
+conditioned on the groups decoded before it; groups are channel slices (Minnen & Singh 2020,
+"Channel-wise autoregressive entropy models for learned image compression"), optionally each
+split into the two halves of a checkerboard (He et al. 2021, "Checkerboard context model for
+efficient learned image compression").
 
 ::
 
     y --h_a--> z --[hyper codec: stream "z"]--> z_hat --h_s--> features (scales, means of all y)
-    slice k of y, k = 0..S-1: (scales, means) = features of its channels + slice_transforms[k](
-        features, y_hat of slices 0..k-1) --[latent codec: stream "y<k>"]--> y_hat of slice k
+    for every slice k of y's channels, and (with a checkerboard) for its anchors then the rest:
+        (scales, means) = features of its channels + transforms[g](features, context)
+        --[latent codec: stream "y<k>" or "y<k>a", "y<k>b"]--> y_hat of the group
 
-The channels of ``y`` are cut into ``S`` equal slices coded one after the other; each slice's
-entropy parameters see the slices decoded before it, which the hyperprior alone cannot. A
-slice transform predicts a correction to the hyperprior's own parameters, so one whose last
-layer is zero codes exactly as the hyperprior does: a model is fine-tuned from hyperprior
-weights without a restart.
+The context of a group is ``y_hat`` of the slices before (all channels of them, every
+position) and, for the second half of a checkerboard slice, its anchors' ``y_hat`` (zero at
+the positions not yet decoded). Anchors are the positions with ``(row + column)`` even; each
+half is coded as a latent of half the width (row by row, the half's positions in order). A
+group's transform predicts a correction to the hyperprior's own parameters, so transforms
+whose last layer is zero code exactly as the hyperprior does: a model is fine-tuned from
+hyperprior weights without a restart.
 
 With integer entropy parameters (``integer`` given), ``compress`` and ``decompress`` take the
-table indexes and means of every slice from
+table indexes and means of every group from
 :class:`~codec.latent_codecs.integer_parameters.IntegerChannelConditionalParameters`, which
-also carries the fixed-point ``y_hat`` from slice to slice, so a decoder derives the encoder's
+also carries the fixed-point ``y_hat`` from group to group, so a decoder derives the encoder's
 parameters bit for bit on every machine; training (``forward``) uses the float transforms.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,22 +43,52 @@ from codec.latent_codecs.integer_parameters import RANGE_BITS, IntegerChannelCon
 INPUT_RANGE = float(2**RANGE_BITS)
 
 
-class ChannelConditionalLatentCodec(LatentCodec):
-    """``hyper`` codes ``z = h_a(y)``; ``latents[k]`` codes slice ``k`` of ``y`` with parameters
-    from ``h_s(z_hat)`` corrected by ``slice_transforms[k]``.
+@dataclass(frozen=True)
+class Group:
+    """One coded group of latents: channel slice ``slice``, at the positions ``part`` names
+    (``"all"``, or a checkerboard's ``"anchors"`` then ``"rest"``), coded by ``transform``."""
 
-    Streams, in file order: the hyper codec's, then one per slice. ``downsampling`` is the
+    slice: int
+    part: str
+    transform: int
+
+
+def checkerboard_split(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(anchors, rest)`` of ``t`` ``[..., H, W]`` (W even), each ``[..., H, W/2]``: the positions
+    with ``(row + column)`` even, then odd, each row's in order."""
+    pairs = t.unflatten(-1, (t.shape[-1] // 2, 2))
+    parity = (torch.arange(t.shape[-2], device=t.device) % 2).view(-1, 1, 1).expand(*pairs.shape[:-1], 1)
+    return pairs.gather(-1, parity).squeeze(-1), pairs.gather(-1, 1 - parity).squeeze(-1)
+
+
+def checkerboard_merge(anchors: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """The tensor whose :func:`checkerboard_split` is ``(anchors, rest)``."""
+    parity = (torch.arange(anchors.shape[-2], device=anchors.device) % 2).view(-1, 1).bool()
+    first = torch.where(parity, rest, anchors)  # column 2j of row h: an anchor if h is even
+    second = torch.where(parity, anchors, rest)
+    return torch.stack([first, second], dim=-1).flatten(-2)
+
+
+class ChannelConditionalLatentCodec(LatentCodec):
+    """``hyper`` codes ``z = h_a(y)``; ``latents[g]`` codes group ``g`` of ``y`` (:attr:`groups`)
+    with parameters from ``h_s(z_hat)`` corrected by ``transforms[g]``.
+
+    Streams, in file order: the hyper codec's, then one per group. ``downsampling`` is the
     ratio of ``y``'s to ``z``'s spatial size.
     """
 
-    def __init__(self, h_a: nn.Module, h_s: nn.Module, slice_transforms: Sequence[nn.Module],
+    def __init__(self, h_a: nn.Module, h_s: nn.Module, transforms: Sequence[nn.Module],
                  hyper: EntropyBottleneckLatentCodec, latents: Sequence[GaussianConditionalLatentCodec],
-                 downsampling: int = 4, integer: IntegerChannelConditionalParameters | None = None) -> None:
-        if len(slice_transforms) != len(latents):
-            raise ValueError("one slice transform per slice codec")
+                 slices: int, checkerboard: bool = False, downsampling: int = 4,
+                 integer: IntegerChannelConditionalParameters | None = None) -> None:
+        parts = ("anchors", "rest") if checkerboard else ("all",)
+        self.groups = [Group(k, part, k * len(parts) + i) for k in range(slices) for i, part in enumerate(parts)]
+        if len(transforms) != len(self.groups) or len(latents) != len(self.groups):
+            raise ValueError(f"{len(self.groups)} groups need as many transforms and latent codecs")
         self.h_a, self.h_s = h_a, h_s
-        self.slice_transforms = list(slice_transforms)
+        self.transforms = list(transforms)
         self.hyper, self.latents = hyper, list(latents)
+        self.slices, self.checkerboard = slices, checkerboard
         self.downsampling = downsampling
         self.integer = integer
 
@@ -68,89 +105,121 @@ class ChannelConditionalLatentCodec(LatentCodec):
         """Per-image shapes of every stream for a latent ``y`` of ``y_shape`` (C, H, W)."""
         channels, height, width = y_shape
         d = self.downsampling
-        slice_shape = (channels // len(self.latents), height, width)
+        group_shape = (channels // self.slices, height, width // 2 if self.checkerboard else width)
         return {self.hyper.name: (hyper_channels, -(-height // d), -(-width // d)),
-                **{latent.name: slice_shape for latent in self.latents}}
+                **{latent.name: group_shape for latent in self.latents}}
 
-    def _slice_parameters(self, k: int, features: torch.Tensor, previous: list[torch.Tensor]
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float (scales, means) of slice ``k``: the hyperprior's, plus the slice transform's
-        correction from the features and the slices before."""
-        context = torch.cat([features, *previous], dim=1).clamp(-INPUT_RANGE, INPUT_RANGE)
-        delta = self.slice_transforms[k](context).float()
-        n, channels = delta.shape[1] // 2, features.shape[1] // 2
-        scales = features[:, k * n:(k + 1) * n] + delta[:, :n]
-        means = features[:, channels + k * n:channels + (k + 1) * n] + delta[:, n:]
-        return scales, means
+    # One walk over the groups, shared by training, refinement, coding and decoding.
 
-    def _slices(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return y.chunk(len(self.latents), dim=1)
+    def _walk(self, y: torch.Tensor | None, parameters: Callable[[Group, list[torch.Tensor]], tuple[torch.Tensor, ...]],
+              code: Callable[[Group, torch.Tensor | None, tuple[torch.Tensor, ...]], tuple[torch.Tensor, torch.Tensor]]
+              ) -> torch.Tensor:
+        """Visit the groups in order and return ``y_hat`` (all channels, every position).
+
+        ``parameters(group, context)`` gives the group's parameter tensors at every position of
+        its slice from the context (the context form of the slices before and, for checkerboard
+        rests, of the slice's anchors, zero elsewhere); ``code(group, y of the group or None,
+        its parameters at its positions)`` gives ``(y_hat, context form)`` of the group: the
+        float ``y_hat`` in training, the fixed-point values with integer parameters."""
+        y_slices = y.chunk(self.slices, dim=1) if y is not None else [None] * self.slices
+        done: list[torch.Tensor] = []
+        y_hats: list[torch.Tensor] = []
+        for k in range(self.slices):
+            groups = [g for g in self.groups if g.slice == k]
+            if not self.checkerboard:
+                y_hat, context = code(groups[0], y_slices[k], parameters(groups[0], done))
+            else:
+                y_parts = checkerboard_split(y_slices[k]) if y is not None else (None, None)
+                params = parameters(groups[0], done)
+                hat_a, context_a = code(groups[0], y_parts[0], tuple(checkerboard_split(p)[0] for p in params))
+                anchors_only = checkerboard_merge(context_a, torch.zeros_like(context_a))
+                params = parameters(groups[1], [*done, anchors_only])
+                hat_r, context_r = code(groups[1], y_parts[1], tuple(checkerboard_split(p)[1] for p in params))
+                y_hat, context = checkerboard_merge(hat_a, hat_r), checkerboard_merge(context_a, context_r)
+            y_hats.append(y_hat)
+            done.append(context)
+        return torch.cat(y_hats, dim=1)
+
+    def _float_parameters(self, features: torch.Tensor) -> Callable[[Group, list[torch.Tensor]], tuple[torch.Tensor, ...]]:
+        """Float (scales, means) of a group's slice: the hyperprior's plus the transform's correction."""
+        def parameters(group: Group, context: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            inputs = torch.cat([features, *context], dim=1).clamp(-INPUT_RANGE, INPUT_RANGE)
+            delta = self.transforms[group.transform](inputs).float()
+            n, channels, k = delta.shape[1] // 2, features.shape[1] // 2, group.slice
+            return (features[:, k * n:(k + 1) * n] + delta[:, :n],
+                    features[:, channels + k * n:channels + (k + 1) * n] + delta[:, n:])
+        return parameters
+
+    def _integer_parameters(self, features: torch.Tensor) -> Callable[[Group, list[torch.Tensor]], tuple[torch.Tensor, ...]]:
+        def parameters(group: Group, context: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+            return self.integer.group_parameters(group.transform, group.slice, features, context)
+        return parameters
 
     def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         hyper_out = self.hyper.forward(self.h_a(y).float())
-        features = self.h_s(hyper_out["y_hat"]).float()
-        likelihoods, previous = dict(hyper_out["likelihoods"]), []
-        for k, (latent, y_k) in enumerate(zip(self.latents, self._slices(y))):
-            out = latent.forward(y_k, *self._slice_parameters(k, features, previous))
+        likelihoods = dict(hyper_out["likelihoods"])
+
+        def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.latents[group.transform].forward(y_group, *p)
             likelihoods.update(out["likelihoods"])
-            previous.append(out["y_hat"])
-        return {"likelihoods": likelihoods, "y_hat": torch.cat(previous, dim=1)}
+            return out["y_hat"], out["y_hat"]
+
+        y_hat = self._walk(y, self._float_parameters(self.h_s(hyper_out["y_hat"]).float()), code)
+        return {"likelihoods": likelihoods, "y_hat": y_hat}
 
     def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres."""
         z_hat = self.hyper.centred(z, round_fn)
-        features = self.h_s(z_hat).float()
-        bits, previous = self.hyper.bits(z_hat), []
-        for k, (latent, y_k) in enumerate(zip(self.latents, self._slices(y))):
-            scales, means = self._slice_parameters(k, features, previous)
-            y_hat = round_fn(y_k - means) + means
-            bits = bits + latent.bits(y_hat, scales, means)
-            previous.append(y_hat)
-        return {"y_hat": torch.cat(previous, dim=1), "z_hat": z_hat, "bits": bits}
+        bits = [self.hyper.bits(z_hat)]
+
+        def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+            scales, means = p
+            y_hat = round_fn(y_group - means) + means
+            bits.append(self.latents[group.transform].bits(y_hat, scales, means))
+            return y_hat, y_hat
+
+        y_hat = self._walk(y, self._float_parameters(self.h_s(z_hat).float()), code)
+        return {"y_hat": y_hat, "z_hat": z_hat, "bits": sum(bits)}
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""
         z = params[0] if params else self.h_a(y)
         hyper_out = self.hyper.compress(z)
         strings, shapes = dict(hyper_out["strings"]), dict(hyper_out["shapes"])
-        y_hats: list[torch.Tensor] = []
+
+        def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+            latent = self.latents[group.transform]
+            out = latent.compress_indexed(y_group, *p[:2]) if self.integer is not None else latent.compress(y_group, *p)
+            strings.update(out["strings"])
+            shapes.update(out["shapes"])
+            context = self.integer.fixed_point(out["symbols"], p[2]) if self.integer is not None else out["y_hat"]
+            return out["y_hat"], context
+
         if self.integer is not None:
-            features = self.integer.features(hyper_out["symbols"].to(y.device))
-            decoded: list[torch.Tensor] = []
-            for k, (latent, y_k) in enumerate(zip(self.latents, self._slices(y))):
-                indexes, means, fixed_means = self.integer.slice_parameters(k, features, decoded)
-                out = latent.compress_indexed(y_k, indexes, means)
-                decoded.append(self.integer.fixed_point(out["symbols"], fixed_means))
-                y_hats.append(out["y_hat"])
-                strings.update(out["strings"])
-                shapes.update(out["shapes"])
+            parameters = self._integer_parameters(self.integer.features(hyper_out["symbols"].to(y.device)))
         else:
-            features = self.h_s(hyper_out["y_hat"].to(y.device)).float()
-            for k, (latent, y_k) in enumerate(zip(self.latents, self._slices(y))):
-                out = latent.compress(y_k, *self._slice_parameters(k, features, y_hats))
-                y_hats.append(out["y_hat"])
-                strings.update(out["strings"])
-                shapes.update(out["shapes"])
-        return {"strings": strings, "shapes": shapes, "y_hat": torch.cat(y_hats, dim=1)}
+            parameters = self._float_parameters(self.h_s(hyper_out["y_hat"].to(y.device)).float())
+        y_hat = self._walk(y, parameters, code)
+        return {"strings": strings, "shapes": shapes, "y_hat": y_hat}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         device = next(self.h_s.parameters()).device
         hyper_out = self.hyper.decompress(strings, shapes)
-        y_hats: list[torch.Tensor] = []
+
+        def code(group: Group, _: None, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+            latent = self.latents[group.transform]
+            if self.integer is None:
+                y_hat = latent.decompress(strings, shapes, *p)["y_hat"]
+                return y_hat, y_hat
+            symbols = latent.decompress_symbols(strings, shapes, p[0]).to(device)
+            return symbols.to(p[1].dtype) + p[1], self.integer.fixed_point(symbols, p[2])
+
         if self.integer is not None:
-            features = self.integer.features(hyper_out["symbols"].to(device))
-            decoded: list[torch.Tensor] = []
-            for k, latent in enumerate(self.latents):
-                indexes, means, fixed_means = self.integer.slice_parameters(k, features, decoded)
-                symbols = latent.decompress_symbols(strings, shapes, indexes).to(device)
-                decoded.append(self.integer.fixed_point(symbols, fixed_means))
-                y_hats.append(symbols.to(means.dtype) + means)
+            parameters = self._integer_parameters(self.integer.features(hyper_out["symbols"].to(device)))
         else:
-            features = self.h_s(hyper_out["y_hat"].to(device)).float()
-            for k, latent in enumerate(self.latents):
-                y_hats.append(latent.decompress(strings, shapes, *self._slice_parameters(k, features, y_hats))["y_hat"])
-        return {"y_hat": torch.cat(y_hats, dim=1)}
+            parameters = self._float_parameters(self.h_s(hyper_out["y_hat"].to(device)).float())
+        return {"y_hat": self._walk(None, parameters, code)}
 
     def update(self, force: bool = False) -> bool:
         updated = self.hyper.update(force=force)

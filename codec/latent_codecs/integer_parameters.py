@@ -295,17 +295,18 @@ class IntegerGaussianParameters:
 
 
 class IntegerChannelConditionalParameters:
-    """Exact table indexes and means of ``y``'s channel slices (Minnen & Singh 2020), from the
-    hyper-latent symbols and the slices decoded before.
+    """Exact table indexes and means of ``y``'s groups (channel slices, checkerboard halves;
+    :mod:`codec.latent_codecs.channel_conditional`), from the hyper-latent symbols and the
+    groups decoded before.
 
     * hyper features: ``h_s`` as an :class:`IntegerNetwork` on the symbols of ``z`` (as in
       :class:`IntegerGaussianParameters`), its output rounded to :data:`ACTIVATION_BITS`
       fractional bits and clamped to the activation range: ``2C`` channels, the scales then
       the means of all of ``y``;
-    * slice ``k`` (``n`` channels): its transform, an :class:`IntegerNetwork` at ``y``'s
-      resolution, sees the hyper features and the fixed-point ``y_hat`` of slices ``0..k-1``
-      (``symbol * 2^A + mean``, clamped) and adds a correction (rounded to ``A`` bits) to the
-      hyper features' scales and means of its channels;
+    * a group of slice ``k`` (``n`` channels): its transform, an :class:`IntegerNetwork` at
+      ``y``'s resolution, sees the hyper features and the fixed-point ``y_hat`` decoded before
+      (``symbol * 2^A + mean``, clamped; zero where not decoded yet) and adds a correction
+      (rounded to ``A`` bits) to the hyper features' scales and means of its channels;
     * the table index of a scale with ``A`` fractional bits is the count of the thresholds
       ``floor(scale_table[i] * 2^A)`` below it (:func:`table_indexes`), the mean is that
       integer over ``2^A``.
@@ -317,12 +318,12 @@ class IntegerChannelConditionalParameters:
     #: Output positions (rows x columns of ``y``) a band computes at once.
     BAND_OUTPUTS = 1 << 17
 
-    def __init__(self, h_s: nn.Sequential, slice_transforms: nn.ModuleList, medians: torch.Tensor,
+    def __init__(self, h_s: nn.Sequential, transforms: nn.ModuleList, medians: torch.Tensor,
                  scale_table: torch.Tensor, scale_bound: float) -> None:
         self.hyper = IntegerNetwork(h_s)
-        self.slices = tuple(IntegerNetwork(t) for t in slice_transforms)
+        self.slices = tuple(IntegerNetwork(t) for t in transforms)
         if any(net.upsampling != 1 for net in self.slices):
-            raise ValueError("slice transforms must keep the latent's resolution")
+            raise ValueError("context transforms must keep the latent's resolution")
         self.medians = fixed_point_medians(medians)
         self.thresholds, self.first_index = scale_thresholds(scale_table, scale_bound, ACTIVATION_BITS)
         self.limit = self.hyper.limit
@@ -336,15 +337,17 @@ class IntegerChannelConditionalParameters:
         acc = self.hyper(x.clamp(-self.limit, self.limit))
         return (_round_shift(acc, self.hyper.layers[-1].weight_bits).clamp(-self.limit, self.limit).to(torch.int32),)
 
-    def slice_parameters(self, k: int, features: torch.Tensor, decoded: list[torch.Tensor]
+    def group_parameters(self, g: int, k: int, features: torch.Tensor, context: list[torch.Tensor]
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(indexes int32, means float32, fixed-point means int64)`` of slice ``k`` from the
-        hyper features and the fixed-point ``y_hat`` (:meth:`fixed_point`) of slices ``0..k-1``."""
-        return in_bands(lambda *t: self._slice(k, *t), (features, *decoded), self.slices[k].halo, 1, self.BAND_OUTPUTS)
+        """``(indexes int32, means float32, fixed-point means int64)`` of channel slice ``k`` at
+        every position, by transform ``g``, from the hyper features and the context (the
+        fixed-point ``y_hat`` of what was decoded before, :meth:`fixed_point`; zero where not yet)."""
+        return in_bands(lambda *t: self._group(g, k, *t), (features, *context), self.slices[g].halo, 1,
+                        self.BAND_OUTPUTS)
 
-    def _slice(self, k: int, features: torch.Tensor, *decoded: torch.Tensor):
-        net = self.slices[k]
-        x = torch.cat([features, *decoded], dim=1).to(torch.int64)
+    def _group(self, g: int, k: int, features: torch.Tensor, *context: torch.Tensor):
+        net = self.slices[g]
+        x = torch.cat([features, *context], dim=1).to(torch.int64)
         delta = _round_shift(net(x), net.layers[-1].weight_bits)
         n, channels = delta.shape[1] // 2, features.shape[1] // 2
         scales = features[:, k * n:(k + 1) * n].to(torch.int64) + delta[:, :n]

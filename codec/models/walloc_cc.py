@@ -1,9 +1,10 @@
-"""``walloc-cc``: WaLLoC's transforms with a channel-conditional entropy model.
+"""``walloc-cc``: WaLLoC's transforms with a context-conditional entropy model.
 
-The latents of :class:`~codec.models.walloc.WaLLoC` are coded in ``slices`` groups of
-channels, one after the other; the entropy parameters of each group come from the
-hyperprior and from the groups decoded before it (Minnen & Singh 2020;
-:mod:`codec.latent_codecs.channel_conditional`). The analysis, synthesis and hyper
+The latents of :class:`~codec.models.walloc.WaLLoC` are coded in groups, one after the
+other: ``slices`` groups of channels (Minnen & Singh 2020), each split into the two halves of
+a checkerboard with ``checkerboard`` (He et al. 2021); the entropy parameters of each group
+come from the hyperprior and from the groups decoded before it
+(:mod:`codec.latent_codecs.channel_conditional`). The analysis, synthesis and hyper
 transforms are WaLLoC's, so a model starts from WaLLoC weights (``codec train --init``):
 the slice transforms' last layers start at zero, where the model codes exactly as WaLLoC.
 """
@@ -34,12 +35,14 @@ def slice_transform(in_channels: int, hidden: int, out_channels: int, kernel: in
 
 
 class ChannelConditionalWaLLoC(WaLLoC):
-    """WaLLoC whose latents are coded in channel slices, each conditioned on those before."""
+    """WaLLoC whose latents are coded in groups, each conditioned on those before: ``slices``
+    channel slices, each split by a checkerboard when ``checkerboard`` (anchors, then the rest)."""
 
     #: Architecture WaLLoC weights may initialise (every WaLLoC tensor has the same name here).
     extends = "walloc"
 
-    def __init__(self, *args, slices: int = 4, slice_hidden: int = 96, slice_kernel: int = 1, **kwargs) -> None:
+    def __init__(self, *args, slices: int = 4, slice_hidden: int = 96, slice_kernel: int = 1,
+                 checkerboard: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.name = "walloc-cc"
         channels = self.latent_channels
@@ -47,19 +50,26 @@ class ChannelConditionalWaLLoC(WaLLoC):
             raise ValueError(f"slice_kernel must be odd, got {slice_kernel}")
         if slices < 1 or channels % slices:
             raise ValueError(f"slices must divide the {channels} latent channels, got {slices}")
+        if checkerboard and slice_kernel < 3:
+            raise ValueError("a checkerboard context needs slice_kernel >= 3 (the anchors are the neighbours)")
         n = channels // slices
-        self.slices = slices
+        self.slices, self.checkerboard = slices, bool(checkerboard)
+        parts = (0, 1) if checkerboard else (0,)  # the checkerboard's rest also sees its slice's anchors
         self.slice_transforms = nn.ModuleList(
-            slice_transform(2 * channels + k * n, slice_hidden, 2 * n, slice_kernel) for k in range(slices))
+            slice_transform(2 * channels + k * n + part * n, slice_hidden, 2 * n, slice_kernel)
+            for k in range(slices) for part in parts)
 
     def build_latent_codec(self, coder: str = DEFAULT_CODER, integer: bool | None = None) -> ChannelConditionalLatentCodec:
-        """The latent codecs that code ``y`` (streams ``z``, ``y0`` .. ``y<slices-1>``) with the
-        coder backend ``coder``; ``integer`` as in the base class."""
+        """The latent codecs that code ``y`` (streams ``z``, then ``y0`` .. ``y<slices-1>``, or
+        ``y0a``, ``y0b``, ... with a checkerboard) with the coder backend ``coder``; ``integer``
+        as in the base class."""
         if integer is None:
             integer = self.integer_parameters
         exact = derive_channel_conditional_parameters(
             self.h_s, self.slice_transforms, self.entropy_bottleneck, self.gaussian_conditional) if integer else None
-        latents = [GaussianConditionalLatentCodec(self.gaussian_conditional, f"y{k}", coder) for k in range(self.slices)]
+        suffixes = ("a", "b") if self.checkerboard else ("",)
+        latents = [GaussianConditionalLatentCodec(self.gaussian_conditional, f"y{k}{suffix}", coder)
+                   for k in range(self.slices) for suffix in suffixes]
         return ChannelConditionalLatentCodec(self.h_a, self.h_s, self.slice_transforms,
                                              EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z", coder),
-                                             latents, integer=exact)
+                                             latents, self.slices, self.checkerboard, integer=exact)
