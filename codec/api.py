@@ -24,6 +24,7 @@ from codec.errors import BitstreamError, CodecError, InputError
 from codec.image_io import load_image
 from codec.latent_codecs.gaussian_conditional import version_1_streams
 from codec.models import ARCHITECTURES, VariableRateModel
+from codec.models.base import PixelRows
 
 if TYPE_CHECKING:
     from codec.encoding.rate_control import Target
@@ -129,12 +130,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     quality = _quality(net, quality)
     integer = net.integer_parameters if integer_parameters is None else bool(integer_parameters)
     height, width = x.shape[-2:]
-    flags = (bitstream.FLAG_GRAYSCALE if grayscale else 0) | (bitstream.FLAG_INTEGER_PARAMETERS if integer else 0)
-    header = bitstream.Header(net.name, net.weights_hash, quality, width, height, flags=flags, coder=coder_id)
-    try:
-        bitstream.validate_header(header)
-    except ValueError as err:
-        raise InputError(str(err)) from None
+    header = _header(net, quality, width, height, grayscale, integer, coder_id)
     dev = next(net.parameters()).device
     # One copy of the image (clamp's: the caller's tensor is left alone), then in place.
     x = x.detach().to(dev, torch.float32).clamp(0, 1).mul_(255).round_().div_(255)
@@ -146,9 +142,54 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
             y, z = refine.refine_latents(net, x, y, z, quality, schedule, height, width, progress=progress)
         with torch.inference_mode():
             out = net.compress_latents(y, z, coder=coder, integer=integer)
-    return [bitstream.pack(header, [bitstream.Section(name, out["shapes"][name], streams[i])
-                                    for name, streams in out["strings"].items()])
-            for i in range(len(x))]
+    return [_pack(header, out, i) for i in range(len(x))]
+
+
+def _header(net: VariableRateModel, quality: float, width: int, height: int, grayscale: bool, integer: bool,
+            coder_id: int) -> bitstream.Header:
+    """The header of a new file (padding still 0); InputError if it cannot be written."""
+    flags = (bitstream.FLAG_GRAYSCALE if grayscale else 0) | (bitstream.FLAG_INTEGER_PARAMETERS if integer else 0)
+    header = bitstream.Header(net.name, net.weights_hash, quality, width, height, flags=flags, coder=coder_id)
+    try:
+        bitstream.validate_header(header)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return header
+
+
+def _pack(header: bitstream.Header, out: dict[str, Any], image: int) -> bytes:
+    """File ``image`` of what a model's ``compress`` returned."""
+    return bitstream.pack(header, [bitstream.Section(name, out["shapes"][name], streams[image])
+                                   for name, streams in out["strings"].items()])
+
+
+def pixel_rows(rgb: np.ndarray, pad_right: int, device: torch.device) -> PixelRows:
+    """The rows of an 8-bit image ``[H, W, 3]`` as a model codes them (``[1, 3, n, W +
+    pad_right]`` float32 in [0, 1], rows past the last and the added columns repeating the
+    last ones), converted only when asked for: a model that codes in bands never holds the
+    float image."""
+    last = rgb.shape[0] - 1
+
+    def rows(index: torch.Tensor) -> torch.Tensor:
+        band = torch.from_numpy(rgb[index.clamp(max=last).numpy()]).to(device)
+        x = band.permute(2, 0, 1)[None].float().div_(255)
+        return F.pad(x, (0, pad_right, 0, 0), mode="replicate") if pad_right else x
+
+    return rows
+
+
+def _encode_image(rgb: np.ndarray, net: VariableRateModel, quality: float | None, grayscale: bool) -> bytes:
+    """One 8-bit image ``[H, W, 3]`` coded by the model's :meth:`~VariableRateModel.compress_image`
+    (in bands where the model can: the float image is never held whole)."""
+    quality = _quality(net, quality)
+    height, width = rgb.shape[:2]
+    header = _header(net, quality, width, height, grayscale, net.integer_parameters, get_coder(DEFAULT_CODER).id)
+    header.pad_right, header.pad_bottom = -width % net.pad_multiple, -height % net.pad_multiple
+    dev = next(net.parameters()).device
+    with memory_errors("encode", width, height), reproducible_threads(dev):
+        out = net.compress_image(pixel_rows(rgb, header.pad_right, dev), height + header.pad_bottom,
+                                 width + header.pad_right, quality)
+    return _pack(header, out, 0)
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
@@ -163,11 +204,14 @@ def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float
 
     if isinstance(quality, Target):
         return encode_to_target(image, model, quality, device, effort=effort, progress=progress)[0]
-    loaded = load_image(image)
+    loaded = load_image(image, check_image_size)  # the size is checked before the pixels are decoded
     height, width = loaded.rgb.shape[:2]
-    check_image_size(width, height)  # before the float copy: 12 bytes per pixel
-    x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
-    return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale, effort=effort, progress=progress)[0]
+    if effort == 0:
+        return _encode_image(loaded.rgb, resolve_model(model, device), quality, loaded.grayscale)
+    with memory_errors("encode", width, height):
+        x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
+        return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale, effort=effort,
+                             progress=progress)[0]
 
 
 def check_image_size(width: int, height: int) -> None:
@@ -215,8 +259,10 @@ def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRate
     return net
 
 
-def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[list[bitstream.Section]]) -> torch.Tensor:
-    """Decode the sections of files that share a header (but for their payload) into a batch."""
+def _streams(net: VariableRateModel, header: bitstream.Header, files: list[list[bitstream.Section]]
+             ) -> tuple[dict[str, list[list[bytes]]], dict[str, tuple[int, ...]]]:
+    """The streams and latent shapes of files that share a header (but for their payload),
+    checked against the model before any decoding."""
     padded_h, padded_w = header.height + header.pad_bottom, header.width + header.pad_right
     if padded_h % net.pad_multiple or padded_w % net.pad_multiple or header.pad_bottom >= net.pad_multiple \
             or header.pad_right >= net.pad_multiple:
@@ -228,18 +274,53 @@ def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[
                                  f"the model writes {', '.join(names)}")
         if any(s.shape and s.shape != shapes[s.name] for s in sections):  # version 1 files have none
             raise BitstreamError("corrupt header: latent shapes do not match the image size and model")
-    strings = {name: [sections[k].substreams for sections in files] for k, name in enumerate(names)}
-    coder = bitstream.CODERS[header.coder]
+    return {name: [sections[k].substreams for sections in files] for k, name in enumerate(names)}, shapes
+
+
+@contextmanager
+def _decoding(net: VariableRateModel, header: bitstream.Header) -> Iterator[None]:
+    """The context of decoding files of ``header``: one CPU thread, no autograd, version 1
+    streams where it applies, running out of memory and corrupt payloads as CodecErrors."""
     try:
         with memory_errors("decode", header.width, header.height), \
                 reproducible_threads(next(net.parameters()).device), torch.inference_mode(), \
                 version_1_streams() if header.version == 1 else nullcontext():  # y: one stream, any size
-            x_hat = net.decompress(strings, shapes, header.quality, coder=coder,
-                                   integer=header.integer_parameters)["x_hat"]
+            yield
     except ValueError as err:
+        if isinstance(err, CodecError):
+            raise
         raise BitstreamError(f"corrupt payload: {err}") from None
+
+
+def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[list[bitstream.Section]]) -> torch.Tensor:
+    """Decode the sections of files that share a header (but for their payload) into a batch."""
+    strings, shapes = _streams(net, header, files)
+    coder = bitstream.CODERS[header.coder]
+    with _decoding(net, header):
+        x_hat = net.decompress(strings, shapes, header.quality, coder=coder,
+                               integer=header.integer_parameters)["x_hat"]
     x_hat = x_hat[..., : header.height, : header.width].clamp(0, 1)
     return (x_hat * 255).round().div(255).cpu()
+
+
+def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: list[bitstream.Section]) -> np.ndarray:
+    """One file's 8-bit pixels (``[H, W, 3]``, or ``[H, W]`` for grayscale), written a band of
+    rows at a time as the model's :meth:`~VariableRateModel.decompress_image` hands them over."""
+    strings, shapes = _streams(net, header, [sections])
+    height, width = header.height, header.width
+    out = np.empty((height, width) if header.grayscale else (height, width, 3), np.uint8)
+
+    def write(first: int, x: torch.Tensor) -> None:
+        n = min(x.shape[-2], height - first)
+        if n <= 0:
+            return
+        rgb = (x[0, :, :n, :width].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        out[first:first + n] = np.round(rgb.astype(np.float32).mean(axis=2)) if header.grayscale else rgb
+
+    with _decoding(net, header):
+        net.decompress_image(strings, shapes, header.quality, write, coder=bitstream.CODERS[header.coder],
+                             integer=header.integer_parameters)
+    return out
 
 
 def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | VariableRateModel | None = None) -> torch.Tensor:
@@ -270,9 +351,6 @@ def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | No
     """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs)."""
     header, sections = bitstream.unpack(data)
     net = _model_for(header, model, device)
-    x_hat = _decode_group(net, header, [sections])[0]
-    rgb = (x_hat * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    if header.grayscale:
-        gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return Image.fromarray(gray)
-    return Image.fromarray(np.ascontiguousarray(rgb))
+    pixels = _decode_image(net, header, sections)
+    with memory_errors("decode", header.width, header.height):
+        return Image.fromarray(pixels)

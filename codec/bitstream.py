@@ -38,9 +38,11 @@ MAGIC = b"\x89LIC"
 FORMAT_VERSION = 2
 #: Versions this module reads.
 READABLE_VERSIONS = (1, 2)
-#: Largest side and pixel count a file may declare (bounds the decoder's memory).
-MAX_SIDE = 16384
-MAX_PIXELS = 1 << 26
+#: Largest side and pixel count a file may declare (bounds the decoder's memory). A side
+#: must leave room for the padding to the models' stride in 16 bits; 2^28 pixels keep the
+#: latents of the shipped models (0.75 values per pixel) under MAX_LATENT_VALUES.
+MAX_SIDE = 65535
+MAX_PIXELS = 1 << 28
 MAX_NAME = 32
 MAX_SECTIONS = 8
 #: Bounds of a section: its name, the rank and sizes of its latent, its substreams.

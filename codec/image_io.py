@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,8 @@ from codec.errors import ConversionWarning, InputError
 from codec.fileio import atomic_write
 
 _GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I"}
+#: Called with (width, height) before an image's pixels are decoded; raises for sizes it refuses.
+SizeCheck = Callable[[int, int], None]
 
 
 @dataclass
@@ -105,20 +110,52 @@ def _from_array(array: np.ndarray) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(array), False)
 
 
-def _open(file: Any, label: str) -> LoadedImage:
+def _open(file: Any, label: str, check_size: SizeCheck | None) -> LoadedImage:
     try:
-        with Image.open(file) as image:
-            image.load()
-            return _from_pil(image)
+        with warnings.catch_warnings():
+            if check_size is not None:  # the caller's limit replaces Pillow's decompression-bomb guess
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _pillow_pixel_limit(check_size is not None), Image.open(file) as image:
+                if check_size is not None:
+                    check_size(*image.size)  # from the header: before any pixel is decoded
+                image.load()
+                return _from_pil(image)
     except (UnidentifiedImageError, Image.DecompressionBombError) as err:
         raise InputError(f"{label}: not a readable image ({err})") from None
+    except MemoryError:
+        raise InputError(f"{label}: not enough memory to decode this image") from None
     except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
         raise InputError(f"{label}: cannot decode image ({err})") from None
 
 
-def load_image(source: Any) -> LoadedImage:
+@contextmanager
+def _pillow_pixel_limit(lifted: bool):
+    """Lift Pillow's decompression-bomb limit inside (when the caller checks sizes itself)."""
+    if not lifted:
+        yield
+        return
+    with _pixel_limit_lock:
+        before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
+
+
+_pixel_limit_lock = threading.Lock()
+
+
+def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
     """Load a path, an encoded file's bytes, a PIL image or a numpy array as 8-bit RGB
-    (see the module docstring)."""
+    (see the module docstring). ``check_size(width, height)`` is called before an encoded
+    image's pixels are decoded (and before any conversion of the others) and may raise to
+    refuse its size; with it, Pillow's own decompression-bomb limit is lifted."""
+    if check_size is not None and isinstance(source, Image.Image):
+        check_size(*source.size)
+    elif check_size is not None and isinstance(source, np.ndarray) and source.ndim >= 2:
+        check_size(source.shape[1], source.shape[0])
     if isinstance(source, Image.Image):
         loaded = _from_pil(source)
     elif isinstance(source, np.ndarray):
@@ -127,9 +164,9 @@ def load_image(source: Any) -> LoadedImage:
         path = Path(source)
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        loaded = _open(path, str(path))
+        loaded = _open(path, str(path), check_size)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        loaded = _open(io.BytesIO(bytes(source)), "input")
+        loaded = _open(io.BytesIO(bytes(source)), "input", check_size)
     else:
         raise InputError(f"cannot code a {type(source).__name__}: pass a path, encoded bytes, a PIL image "
                          "or a numpy array")

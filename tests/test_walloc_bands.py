@@ -86,3 +86,78 @@ def test_a_symmetric_border_model_codes_real_files(tmp_path, monkeypatch):
     data = api.encode_tensor(x, str(path), 3.0)
     decoded = api.decode_to_tensor(data, model=str(path))
     assert decoded.shape == x.shape and torch.isfinite(decoded).all()
+
+
+@pytest.fixture
+def banded_coding(monkeypatch, tmp_path):
+    """A symmetric tiny walloc with integer parameters whose files of a few hundred pixels
+    are coded in bands (8 latent rows, parameters in bands of 4), and ``y`` substreams of
+    about 64 values, so that substreams run across bands and across channels."""
+    import functools
+
+    from codec.entropy import substreams
+    from codec.latent_codecs import gaussian_conditional
+    from codec.latent_codecs.hyperprior import HyperpriorLatentCodec
+    from codec.models.weights import save_weights
+    from codec.models.walloc import WaLLoC
+
+    torch.manual_seed(0)
+    config = dict(TINY_WALLOC, boundary="symmetric")
+    net = build_model("walloc", config).eval()
+    path = tmp_path / "tiny-sym.safetensors"
+    save_weights(net, path, architecture="walloc", config=config)
+    monkeypatch.setattr(gaussian_conditional, "latent_bounds",
+                        functools.partial(substreams.latent_bounds, target_symbols=64))
+    monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
+    monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
+    calls = []
+    for name in ("compress_in_bands", "decompress_in_bands"):
+        method = getattr(HyperpriorLatentCodec, name)
+        monkeypatch.setattr(HyperpriorLatentCodec, name, lambda self, *a, _m=method, _n=name: calls.append(_n) or _m(self, *a))
+    return str(path), calls
+
+
+@pytest.mark.parametrize("size", [(200, 37), (233, 64), (321, 18)])
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_coding_in_bands_gives_the_whole_image_bytes_and_pixels(banded_coding, size, grayscale):
+    import numpy as np
+
+    from codec import api, bitstream
+
+    weights, calls = banded_coding
+    height, width = size
+    rng = np.random.default_rng(height)
+    rgb = (np.linspace(0, 255, width)[None, :, None] + rng.normal(0, 40, (height, width, 3))).clip(0, 255).astype(np.uint8)
+    if grayscale:
+        rgb = np.repeat(rgb[:, :, :1], 3, axis=2)
+    net = api.resolve_model(weights)
+    whole = api.encode_tensor(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255, net, 3.0,
+                              grayscale=grayscale)[0]
+    assert not calls  # encode_tensor codes the whole image
+    data = api.encode(rgb[:, :, 0] if grayscale else rgb, model=net, quality=3.0)
+    assert calls == ["compress_in_bands"] and data == whole
+    header, sections = bitstream.unpack(data)
+    assert len(sections[1].substreams) > 2 * TINY_WALLOC["latent_channels"]  # runs across channels
+    pixels = np.asarray(api.decode(data, model=net))
+    assert calls == ["compress_in_bands", "decompress_in_bands"]
+    expected = (api.decode_to_tensor([data], model=net)[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if grayscale:
+        expected = np.round(expected.astype(np.float32).mean(axis=2)).astype(np.uint8)
+    assert np.array_equal(pixels, expected)
+
+
+def test_a_truncated_substream_in_bands_is_a_corrupt_payload(banded_coding):
+    import numpy as np
+
+    from codec import api, bitstream
+    from codec.errors import BitstreamError
+
+    weights, _ = banded_coding
+    net = api.resolve_model(weights)
+    noise = np.random.default_rng(0).integers(0, 256, (233, 40, 3), dtype=np.uint8)
+    header, sections = bitstream.unpack(api.encode(noise, model=net, quality=6.0))
+    y = list(sections[1].substreams)
+    y[len(y) // 2] = y[len(y) // 2][:2]
+    sections[1] = bitstream.Section("y", sections[1].shape, y)
+    with pytest.raises(BitstreamError, match="corrupt payload"):
+        api.decode(bitstream.pack(header, sections), model=net)

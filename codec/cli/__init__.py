@@ -2,7 +2,7 @@
 
 Every subcommand module exposes ``register(subparsers)``, which adds its parser and sets
 ``func`` to a callable taking the parsed arguments and returning an exit code. Errors meant
-for users (:class:`codec.errors.CodecError`, ``OSError``) become one line on stderr and a
+for users (:class:`codec.errors.CodecError`, ``OSError``, ``MemoryError``) become one line on stderr and a
 non-zero exit status, never a traceback.
 """
 from __future__ import annotations
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (CodecError, OSError) as err:
         print(f"codec {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"codec {args.command}: error: not enough memory", file=sys.stderr)
         return 1
 
 

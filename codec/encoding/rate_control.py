@@ -99,7 +99,7 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
     from codec.image_io import load_image
 
     schedule_for(effort)  # a bad effort fails before any encoding
-    loaded = load_image(image)
+    loaded = load_image(image, api.check_image_size)
     source = loaded.rgb[:, :, 0] if loaded.grayscale else loaded.rgb
     net = api.resolve_model(model, device)
     height, width = loaded.rgb.shape[:2]

@@ -25,7 +25,7 @@ import operator
 
 import numpy as np
 
-__all__ = ["SUBSTREAM_SYMBOLS", "latent_bounds", "substream_count", "substream_rows"]
+__all__ = ["SUBSTREAM_SYMBOLS", "latent_bounds", "substream_count", "substream_rows", "substream_segments"]
 
 #: Target number of values per substream: a constant of format version 2 (docs/bitstream.md,
 #: "Substreams"): the ``y`` section of a file is valid only when split with it, so changing
@@ -74,3 +74,18 @@ def latent_bounds(shape: tuple[int, ...], target_symbols: int = SUBSTREAM_SYMBOL
         raise ValueError("a latent needs at least one axis")
     *leading, height, width = [1, *shape] if len(shape) == 1 else shape
     return substream_rows(math.prod(_size(n, "shape") for n in leading), height, width, target_symbols)
+
+
+def substream_segments(shape: tuple[int, ...], bounds: np.ndarray) -> list[list[tuple[int, int, int]]]:
+    """The rows of every substream of a ``(C, H, W)`` latent as ``(channel, first row, end row)``
+    runs in element order: what a coder working through the latent a band of rows at a time
+    (all channels at once) needs before it can code or decode that substream. ``bounds`` are
+    element bounds of whole rows (:func:`latent_bounds`)."""
+    channels, height, width = (int(n) for n in shape)
+    segments = []
+    for first, end in zip(bounds[:-1] // width, bounds[1:] // width):
+        runs = []
+        for c in range(int(first) // height, (int(end) - 1) // height + 1):
+            runs.append((c, max(int(first) - c * height, 0), min(int(end) - c * height, height)))
+        segments.append(runs)
+    return segments

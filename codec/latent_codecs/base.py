@@ -27,6 +27,10 @@ class LatentCodec(ABC):
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         """``{"y_hat": tensor}`` from what :meth:`compress` wrote."""
 
+    def check_strings(self, strings: Strings, shapes: Shapes) -> None:
+        """ValueError if what :meth:`decompress` would get is malformed in a way visible before
+        any decoding (e.g. a wrong substream count): checked before memory is spent on it."""
+
     @abstractmethod
     def update(self, force: bool = False) -> bool:
         """(Re)build the entropy tables after training; True if any was rebuilt."""

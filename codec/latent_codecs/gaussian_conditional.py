@@ -23,6 +23,7 @@ from codec.entropy.compressai_models import scale_indexes
 from codec.entropy.substreams import latent_bounds
 from compressai.entropy_models import GaussianConditional  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape
+from codec.latent_codecs.row_bands import BandedDecoder, BandFunction, encode_in_bands
 
 
 _single_streams = contextvars.ContextVar("single_streams", default=False)
@@ -105,16 +106,10 @@ class GaussianConditionalLatentCodec(LatentCodec):
         shape = check_shape(shapes, self.name, indexes.dim() - 1)
         if shape != tuple(indexes.shape[1:]):
             raise ValueError(f"stream {self.name!r} has shape {shapes[self.name]}, its parameters {tuple(indexes.shape[1:])}")
-        if self.name not in strings:
-            raise ValueError(f"stream {self.name!r} is missing")
+        bounds = self.check_strings(strings, shapes)
         images = strings[self.name]
         if len(images) != indexes.shape[0]:
             raise ValueError(f"stream {self.name!r} has {len(images)} images, its parameters {indexes.shape[0]}")
-        bounds = np.array([0, math.prod(shape)]) if _single_streams.get() else latent_bounds(shape)
-        for substreams in images:  # the only valid split: checked before any decoding
-            if len(substreams) != len(bounds) - 1:
-                raise ValueError(f"stream {self.name!r} of shape {shape} must be {len(bounds) - 1} substreams "
-                                 f"(the format's split rule), got {len(substreams)}")
         backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
         symbols = np.stack([backend.decode_substreams(substreams, i, tables, bounds, self.threads)
                             for substreams, i in zip(images, _per_image(indexes))])
@@ -125,6 +120,40 @@ class GaussianConditionalLatentCodec(LatentCodec):
         conditional = self.gaussian_conditional
         likelihood = conditional.likelihood_lower_bound(conditional._likelihood(y_hat, scales, means))
         return -likelihood.log2().flatten(1).sum(1)
+
+    def compress_in_bands(self, shape: tuple[int, int, int], band_rows: int, band: BandFunction) -> list[bytes]:
+        """One image's substreams, its int32 symbols and table indexes given by ``band(start,
+        stop)`` for consecutive bands of ``band_rows`` rows (:func:`~codec.latent_codecs.row_bands.encode_in_bands`):
+        the bytes of :meth:`compress_indexed`, in the memory of a few bands."""
+        backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
+        return encode_in_bands(shape, latent_bounds(shape), band_rows, band,
+                               lambda s, i, b: backend.encode_substreams(s, i, tables, b, self.threads))
+
+    def decoder_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int, parameters: BandFunction) -> BandedDecoder:
+        """A :class:`~codec.latent_codecs.row_bands.BandedDecoder` of one image's stream, the
+        table indexes and means of a band of rows given by ``parameters(start, stop)``."""
+        bounds = self.check_strings(strings, shapes)
+        shape = check_shape(shapes, self.name, 3)
+        if len(strings[self.name]) != 1:
+            raise ValueError(f"stream {self.name!r}: one image at a time, got {len(strings[self.name])}")
+        backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
+        return BandedDecoder(shape, bounds, strings[self.name][0], band_rows, parameters,
+                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads))
+
+    def check_strings(self, strings: Strings, shapes: Shapes) -> np.ndarray:
+        """The substream bounds of one image's stream; ValueError unless every image has exactly
+        the substreams of the format's split rule (checked before any parameter is computed)."""
+        if self.name not in strings:
+            raise ValueError(f"stream {self.name!r} is missing")
+        shape = tuple(int(n) for n in shapes.get(self.name, ()))
+        if not shape or min(shape) < 1:
+            raise ValueError(f"stream {self.name!r} needs a shape of positive sizes, got {shape}")
+        bounds = np.array([0, math.prod(shape)]) if _single_streams.get() else latent_bounds(shape)
+        for substreams in strings[self.name]:
+            if len(substreams) != len(bounds) - 1:
+                raise ValueError(f"stream {self.name!r} of shape {shape} must be {len(bounds) - 1} substreams "
+                                 f"(the format's split rule), got {len(substreams)}")
+        return bounds
 
     def update(self, force: bool = False) -> bool:
         updated = self.gaussian_conditional.update_scale_table(scale_table(), force=force)

@@ -85,10 +85,71 @@ class HyperpriorLatentCodec(LatentCodec):
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         device = next(self.h_s.parameters()).device
+        self.latent.check_strings(strings, shapes)  # before the parameters of every latent are computed
         hyper_out = self.hyper.decompress(strings, shapes)
         if self.integer is not None:
             return self.latent.decompress_indexed(strings, shapes, *self.integer(hyper_out["symbols"].to(device)))
         return self.latent.decompress(strings, shapes, *self.parameters(hyper_out["y_hat"].to(device)))
+
+    def hyper_halo(self) -> int | None:
+        """Rows of ``y`` beyond a band of ``z`` rows that ``h_a`` reads (a multiple of
+        :attr:`downsampling`), or None if ``h_a`` is not a plain stack of convolutions and
+        activations."""
+        reach, stride = 0, 1
+        for layer in self.h_a:
+            if isinstance(layer, nn.Conv2d):
+                reach += (layer.kernel_size[0] // 2) * stride
+                stride *= layer.stride[0]
+            elif not isinstance(layer, nn.LeakyReLU | nn.ReLU):
+                return None
+        return -(-reach // self.downsampling) * self.downsampling
+
+    def hyper_latents_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], height: int, band_rows: int) -> torch.Tensor:
+        """``h_a(y)`` of one image whose ``y`` (``height`` rows) is given by ``y_rows(first,
+        last)``, asked for consecutive bands of ``band_rows`` rows (a multiple of
+        :attr:`downsampling`) plus :meth:`hyper_halo`: the same values, in the memory of a band."""
+        d, halo = self.downsampling, self.hyper_halo()
+        parts = []
+        for start in range(0, height, band_rows):
+            stop = min(height, start + band_rows)
+            first, last = max(0, start - halo), min(height, stop + halo)
+            z = self.h_a(y_rows(first, last))
+            parts.append(z[..., (start - first) // d: (start - first) // d + -(-(stop - start) // d), :])
+        return torch.cat(parts, dim=-2)
+
+    def compress_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], shape: tuple[int, int, int],
+                          band_rows: int) -> dict[str, Any]:
+        """:meth:`compress` of one image whose ``y`` of ``shape`` is given by ``y_rows(first, last)``
+        (``[1, C, last - first, W]``, asked for increasing rows, twice: once for ``z``, once to
+        code ``y``), with integer parameters, a band of ``band_rows`` rows at a time: the same
+        bytes in the memory of a few bands. ``strings`` and ``shapes`` as :meth:`compress`."""
+        if self.integer is None or self.hyper_halo() is None:
+            raise ValueError("coding in bands needs integer parameters and a convolutional h_a")
+        hyper_out = self.hyper.compress(self.hyper_latents_in_bands(y_rows, shape[1], band_rows))
+        symbols_z, quantize = hyper_out["symbols"], self.latent.gaussian_conditional.quantize
+
+        def band(start: int, stop: int) -> tuple:
+            indexes, means = self.integer.rows(symbols_z, start, stop)
+            symbols = quantize(y_rows(start, stop), "symbols", means.to(symbols_z.device))
+            return symbols[0].cpu().numpy(), indexes[0].cpu().numpy()
+
+        strings = self.latent.compress_in_bands(shape, band_rows, band)
+        return {"strings": {**hyper_out["strings"], self.latent.name: [strings]},
+                "shapes": {**hyper_out["shapes"], self.latent.name: tuple(shape)}}
+
+    def decompress_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int):
+        """The ``y_hat`` of one image as a :class:`~codec.latent_codecs.row_bands.BandedDecoder`
+        (integer parameters): decoded a band of ``band_rows`` rows at a time, as asked for."""
+        if self.integer is None:
+            raise ValueError("decoding in bands needs integer parameters")
+        self.latent.check_strings(strings, shapes)
+        symbols_z = self.hyper.decompress(strings, shapes)["symbols"]
+
+        def parameters(start: int, stop: int) -> tuple:
+            indexes, means = self.integer.rows(symbols_z, start, stop)
+            return indexes[0].cpu().numpy(), means[0].cpu().numpy()
+
+        return self.latent.decoder_in_bands(strings, shapes, band_rows, parameters)
 
     def update(self, force: bool = False) -> bool:
         updated = self.hyper.update(force=force)

@@ -284,6 +284,15 @@ class IntegerGaussianParameters:
         is exact, so the result is the same, bit for bit, whatever the bands."""
         return in_bands(self._parameters, (symbols,), self.halo, self.upsampling, self.BAND_OUTPUTS)
 
+    def rows(self, symbols: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``start:stop`` of ``y`` of :meth:`__call__`, computed from the rows of ``z`` they
+        depend on (plus the :attr:`halo`) only: the same integers, in the memory of those rows."""
+        up, halo = self.upsampling, self.halo
+        first, last = max(0, start // up - halo), min(symbols.shape[-2], -(-stop // up) + halo)
+        indexes, means = self._parameters(symbols[..., first:last, :])
+        offset = start - first * up
+        return indexes[..., offset:offset + stop - start, :], means[..., offset:offset + stop - start, :]
+
     def _parameters(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.network
         x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]

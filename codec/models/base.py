@@ -16,7 +16,7 @@ file's header says which it was written with (docs/bitstream.md).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -35,6 +35,9 @@ from codec.latent_codecs.gaussian_conditional import scale_table  # noqa: F401 -
 from codec.latent_codecs.integer_parameters import derive_integer_parameters
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from codec.models.gain import GainUnits, interpolate_levels
+
+#: ``pixels(index)``: the pixel rows of an int64 index tensor of one image, ``[1, 3, len(index), width]``.
+PixelRows = Callable[[torch.Tensor], torch.Tensor]
 
 # RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
 # first six of compressai's MSE lambdas.
@@ -165,6 +168,27 @@ class VariableRateModel(nn.Module):
         return {"strings": out["strings"], "shapes": out["shapes"]}
 
     @torch.inference_mode()
+    def compress_image(self, pixels: PixelRows, height: int, width: int, quality: float, coder: str = DEFAULT_CODER,
+                       integer: bool | None = None) -> dict[str, Any]:
+        """:meth:`compress` of one image of ``height`` x ``width`` pixels (multiples of
+        :attr:`pad_multiple`) whose rows come from ``pixels(index)`` (``[1, 3, len(index),
+        width]`` in [0, 1] for an int64 tensor of row numbers), so that a model may code it a
+        band of rows at a time. Here: the whole image at once."""
+        return self.compress(pixels(torch.arange(height)), quality, coder=coder, integer=integer)
+
+    @torch.inference_mode()
+    def decompress_image(self, strings: Strings, shapes: Shapes, quality: float, write: Callable[[int, torch.Tensor], None],
+                         coder: str = DEFAULT_CODER, integer: bool | None = None) -> None:
+        """:meth:`decompress` of one image, its pixels handed to ``write(first_row, rows)``
+        (``[1, 3, n, width]``, unclamped) in order, so that a model may decode it a band of
+        rows at a time. Here: the whole image at once."""
+        write(0, self.decompress(strings, shapes, quality, coder=coder, integer=integer)["x_hat"])
+
+    def _check_streams(self, strings: Strings) -> None:
+        if set(strings) != set(self.stream_names) or len({len(v) for v in strings.values()}) != 1:
+            raise ValueError(f"expected the streams {', '.join(self.stream_names)}, one per image, got {', '.join(strings)}")
+
+    @torch.inference_mode()
     def decompress(self, strings: Strings, shapes: Shapes, quality: float, coder: str = DEFAULT_CODER,
                    integer: bool | None = None) -> dict[str, Any]:
         """Decode what :meth:`compress` wrote (with the same ``integer``); returns
@@ -172,7 +196,6 @@ class VariableRateModel(nn.Module):
 
         ValueError if the streams or shapes are not those of this model.
         """
-        if set(strings) != set(self.stream_names) or len({len(v) for v in strings.values()}) != 1:
-            raise ValueError(f"expected the streams {', '.join(self.stream_names)}, one per image, got {', '.join(strings)}")
+        self._check_streams(strings)
         y_hat = self.build_latent_codec(coder, integer).decompress(strings, shapes)["y_hat"].to(self.gains.log_gain.device)
         return {"x_hat": self.g_s(y_hat * self.gains.inverse_gain(quality))}

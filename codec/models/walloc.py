@@ -9,11 +9,15 @@ carries the non-linearity.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from codec.models.base import DEFAULT_LAMBDAS, VariableRateModel
+from codec.entropy import DEFAULT_CODER
+from codec.latent_codecs import Shapes, Strings
+from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
 from codec.transforms import WaveletPacket2D
 
 
@@ -112,26 +116,32 @@ class WaLLoC(VariableRateModel):
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
         """Image -> latents. Without gradients, an image taller than :attr:`BAND_ROWS` latent
-        rows plus the halos is analysed in bands of rows, as :meth:`g_s` synthesises: the
-        encoder is pointwise, so a band needs only the pixel rows within the wavelet analysis
-        filters' reach (wrapping around under periodic borders)."""
-        f = self.wpt.factor
-        rows = x.shape[-2] // f
-        halo = self.analysis_halo
-        if torch.is_grad_enabled() or rows <= self.BAND_ROWS + 2 * halo:
+        rows plus the halos is analysed in bands of rows (:meth:`_analysis_band`), as :meth:`g_s`
+        synthesises."""
+        rows = x.shape[-2] // self.wpt.factor
+        if torch.is_grad_enabled() or rows <= self.BAND_ROWS + 2 * self.analysis_halo:
             return self.encoder(self.coefficients(x))
-        out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // f)
+        out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // self.wpt.factor)
+        pixels = lambda index: x.index_select(-2, index.to(x.device))  # noqa: E731
         for start in range(0, rows, self.BAND_ROWS):
             stop = min(rows, start + self.BAND_ROWS)
-            if self.wpt.boundary == "periodic":
-                first, last = start - halo, stop + halo
-                pixel_rows = torch.arange(first * f, last * f, device=x.device) % x.shape[-2]
-            else:
-                first, last = max(0, start - halo), min(rows, stop + halo)
-                pixel_rows = torch.arange(first * f, last * f, device=x.device)
-            y = self.encoder(self.coefficients(x.index_select(-2, pixel_rows)))
-            out[..., start:stop, :] = y[..., start - first: stop - first, :]
+            out[..., start:stop, :] = self._analysis_band(pixels, x.shape[-2], start, stop)
         return out
+
+    def _analysis_band(self, pixels: Callable[[torch.Tensor], torch.Tensor], height: int, start: int,
+                       stop: int) -> torch.Tensor:
+        """Latent rows ``start:stop`` of an image of ``height`` pixel rows, ``pixels(index)``
+        giving the pixel rows of an index tensor: the encoder is pointwise, so they need only
+        the pixel rows within the wavelet analysis filters' reach (wrapping around under
+        periodic borders)."""
+        f, halo, rows = self.wpt.factor, self.analysis_halo, height // self.wpt.factor
+        if self.wpt.boundary == "periodic":
+            first, last = start - halo, stop + halo
+            index = torch.arange(first * f, last * f) % height
+        else:
+            first, last = max(0, start - halo), min(rows, stop + halo)
+            index = torch.arange(first * f, last * f)
+        return self.encoder(self.coefficients(pixels(index)))[..., start - first: stop - first, :]
 
     @property
     def analysis_halo(self) -> int:
@@ -153,8 +163,66 @@ class WaLLoC(VariableRateModel):
         out = y.new_empty(y.shape[0], 3, rows * f, cols * f)
         for start in range(0, rows, band):
             stop = min(rows, start + band)
-            out[..., start * f: stop * f, :] = self._band(y, start, stop)
+            out[..., start * f: stop * f, :] = self._band(lambda a, b: y[..., a:b, :], rows, start, stop)
         return out
+
+    #: Latent rows per band of the entropy parameters and substreams of :meth:`compress_image`
+    #: and :meth:`decompress_image`, and of ``h_a``'s bands (the results do not depend on it).
+    CODING_ROWS = 64
+
+    def _codes_in_bands(self, rows: int, integer: bool | None) -> bool:
+        """Whether :meth:`compress_image` / :meth:`decompress_image` work in bands for ``rows``
+        latent rows: with integer parameters and symmetric borders, for images taller than a band."""
+        integer = self.integer_parameters if integer is None else integer
+        halo = max(self.analysis_halo, sum(self.synthesis_halo))
+        return bool(integer) and self.wpt.boundary == "symmetric" and rows > self.BAND_ROWS + 2 * halo
+
+    @torch.inference_mode()
+    def compress_image(self, pixels: PixelRows, height: int, width: int, quality: float, coder: str = DEFAULT_CODER,
+                       integer: bool | None = None) -> dict[str, Any]:
+        """:meth:`compress`, a band of rows at a time on tall images (:meth:`_codes_in_bands`):
+        ``y`` is analysed in the bands of :meth:`g_a` (twice: for ``z``, then to code it), the
+        entropy parameters and substreams follow a band of :attr:`CODING_ROWS` rows at a time;
+        the same bytes in the memory of a few bands."""
+        f = self.wpt.factor
+        if not self._codes_in_bands(height // f, integer):
+            return super().compress_image(pixels, height, width, quality, coder, integer)
+        gain = self.gains.gain(quality)
+        analysed: dict[int, torch.Tensor] = {}  # g_a's bands of y around the rows last asked for
+
+        def y_rows(first: int, last: int) -> torch.Tensor:
+            band = self.BAND_ROWS
+            for k in [k for k in analysed if (k + 1) * band <= first or k * band >= last + band]:
+                del analysed[k]
+            parts = []
+            for k in range(first // band, (last - 1) // band + 1):
+                start, stop = k * band, min(height // f, (k + 1) * band)
+                if k not in analysed:
+                    analysed[k] = self._analysis_band(pixels, height, start, stop) * gain
+                parts.append(analysed[k][..., max(first, start) - start: min(last, stop) - start, :])
+            return torch.cat(parts, dim=-2) if len(parts) > 1 else parts[0]
+
+        codec = self.build_latent_codec(coder, True)
+        return codec.compress_in_bands(y_rows, (self.latent_channels, height // f, width // f), self.CODING_ROWS)
+
+    @torch.inference_mode()
+    def decompress_image(self, strings: Strings, shapes: Shapes, quality: float, write: Callable[[int, torch.Tensor], None],
+                         coder: str = DEFAULT_CODER, integer: bool | None = None) -> None:
+        """:meth:`decompress`, a band of rows at a time on tall images (:meth:`_codes_in_bands`):
+        the substreams of ``y`` are decoded as the bands of :meth:`g_s` need them, and each
+        band's pixels are handed to ``write`` and forgotten; the same pixels."""
+        self._check_streams(strings)
+        codec = self.build_latent_codec(coder, integer)
+        shape = tuple(shapes.get(codec.latent.name, ()))
+        if len(shape) != 3 or len(strings[codec.latent.name]) != 1 or not self._codes_in_bands(shape[1], integer):
+            return super().decompress_image(strings, shapes, quality, write, coder, integer)
+        latents = codec.decompress_in_bands(strings, shapes, self.CODING_ROWS)
+        inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
+        rows, f = shape[1], self.wpt.factor
+        for start in range(0, rows, self.BAND_ROWS):
+            stop = min(rows, start + self.BAND_ROWS)
+            write(start * f, self._band(lambda a, b: latents.rows(a, b).to(device) * inverse, rows, start, stop))
+            latents.release(stop - sum(self.synthesis_halo))
 
     #: Latent rows per band of :meth:`g_s` (1,024 pixel rows). A constant, so that the pixels
     #: decoded from a file never depend on the machine; the halo rows cost about 17 % more
@@ -173,13 +241,13 @@ class WaLLoC(VariableRateModel):
         wavelet = math.ceil(sum(reach / 2**level for level in range(self.wpt.levels)))
         return decoder, wavelet
 
-    def _band(self, y: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def _band(self, y: Callable[[int, int], torch.Tensor], rows: int, start: int, stop: int) -> torch.Tensor:
         """Pixels of latent rows ``start:stop`` by the computation :meth:`_synthesise` does for
         all of ``y`` (the same floats up to rounding): wavelet coefficients of the rows within the synthesis filters' reach
         (wrapping around under periodic borders, as the whole transform does), each run of
         them decoded from its own latent rows plus the decoder's reach, then synthesised; the
-        rows beyond the band, where a cut edge differs from the whole image, are cut off."""
-        rows = y.shape[-2]
+        rows beyond the band, where a cut edge differs from the whole image, are cut off.
+        ``y(first, last)`` gives latent rows ``first:last`` of the ``rows``."""
         decoder_halo, wavelet_halo = self.synthesis_halo
         if self.wpt.boundary == "periodic":
             wanted = [r % rows for r in range(start - wavelet_halo, stop + wavelet_halo)]
@@ -194,7 +262,7 @@ class WaLLoC(VariableRateModel):
         coefficients = []
         for run in runs:
             first, last = max(0, run[0] - decoder_halo), min(rows, run[-1] + 1 + decoder_halo)
-            decoded = self.decoder(y[..., first:last, :])
+            decoded = self.decoder(y(first, last))
             coefficients.append(decoded[..., run[0] - first: run[-1] + 1 - first, :])
         pixels = self.wpt.synthesis(torch.cat(coefficients, dim=-2)) + 0.5
         offset = wanted.index(start) * self.wpt.factor

@@ -1,0 +1,150 @@
+"""Coding one image's ``y`` substreams a band of latent rows at a time, in bounded memory.
+
+The format's split rule cuts ``y`` (``C x H x W``, element order channel by channel) into
+substreams of whole rows (:func:`codec.entropy.substreams.latent_bounds`), while transforms
+and entropy parameters come a band of rows at a time for all channels at once. A substream
+is then a few runs of rows (:func:`codec.entropy.substreams.substream_segments`): usually
+part of one channel, sometimes the last rows of one channel and the first of the next.
+
+:func:`encode_in_bands` codes each substream as soon as the bands holding its rows are
+there, and forgets a band once every substream that touches it is coded.
+:class:`BandedDecoder` decodes the substreams that touch the rows asked for, computing the
+entropy parameters of the bands they need on demand, and forgets them once used. Every
+substream is coded exactly as by the whole-latent coder, so the bytes (and decoded values)
+do not depend on the bands.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from codec.entropy.substreams import substream_segments
+
+#: A band of rows ``start:stop`` of every channel: ``band(start, stop)`` -> arrays ``[C, stop - start, W]``.
+BandFunction = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+class _Bands:
+    """Arrays ``[C, rows, W]`` of some bands of rows, and the runs of them substreams read."""
+
+    def __init__(self) -> None:
+        self.items: dict[int, tuple[int, tuple[np.ndarray, ...]]] = {}  # start -> (stop, arrays)
+
+    def gather(self, runs: list[tuple[int, int, int]], which: int) -> np.ndarray:
+        """The values of ``runs`` (channel, first, end row) in element order, from array ``which``."""
+        parts = []
+        for channel, first, end in runs:
+            for start in sorted(self.items):
+                stop, arrays = self.items[start]
+                a, b = max(first, start), min(end, stop)
+                if a < b:
+                    parts.append(arrays[which][channel, a - start: b - start].reshape(-1))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def keep(self, runs: list[list[tuple[int, int, int]]]) -> None:
+        """Forget the bands none of ``runs`` reads."""
+        for start in list(self.items):
+            stop = self.items[start][0]
+            if not any(a < stop and start < b for segment in runs for _, a, b in segment):
+                del self.items[start]
+
+
+def encode_in_bands(shape: tuple[int, int, int], bounds: np.ndarray, band_rows: int, band: BandFunction,
+                    encode: Callable[[np.ndarray, np.ndarray, np.ndarray], list[bytes]]) -> list[bytes]:
+    """One image's substreams of ``y`` of ``shape`` split at ``bounds``, its int32 symbols and
+    table indexes given by ``band(start, stop)`` for consecutive bands of ``band_rows`` rows;
+    ``encode(symbols, indexes, local_bounds)`` codes substreams of consecutive values (a
+    backend's ``encode_substreams``)."""
+    height = shape[1]
+    segments = substream_segments(shape, bounds)
+    ready_at = [max(end for _, _, end in runs) for runs in segments]
+    strings: list[bytes | None] = [None] * len(segments)
+    bands, pending = _Bands(), list(range(len(segments)))
+    for start in range(0, height, band_rows):
+        stop = min(height, start + band_rows)
+        bands.items[start] = (stop, band(start, stop))
+        ready = [j for j in pending if ready_at[j] <= stop]
+        if ready:
+            symbols = [bands.gather(segments[j], 0) for j in ready]
+            indexes = [bands.gather(segments[j], 1) for j in ready]
+            local = np.concatenate([[0], np.cumsum([len(s) for s in symbols])])
+            coded = encode(np.concatenate(symbols), np.concatenate(indexes).astype(np.int32), local)
+            for j, data in zip(ready, coded):
+                strings[j] = data
+            pending = [j for j in pending if strings[j] is None]
+        bands.keep([segments[j] for j in pending])
+    return strings  # type: ignore[return-value]
+
+
+class BandedDecoder:
+    """The decoded latent ``y_hat`` of one image, decoded a band of rows at a time on demand.
+
+    ``parameters(start, stop)`` gives the int32 table indexes and float32 means of rows
+    ``start:stop`` (``start`` a multiple of ``band_rows``); ``decode(substreams, indexes,
+    local_bounds)`` decodes consecutive substreams (a backend's ``decode_substreams``).
+    :meth:`rows` returns any rows; :meth:`release` forgets the rows before a given one.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], bounds: np.ndarray, substreams: Sequence[bytes], band_rows: int,
+                 parameters: BandFunction, decode: Callable[[list[bytes], np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.shape, self.band_rows = shape, band_rows
+        self.substreams, self.parameters, self.decode = list(substreams), parameters, decode
+        self.segments = substream_segments(shape, bounds)
+        self.pending = set(range(len(self.segments)))
+        self.params = _Bands()  # (indexes, means) of bands some pending substream reads
+        self.values: dict[int, tuple[int, np.ndarray]] = {}  # start -> (stop, y_hat rows [C, n, W])
+
+    def _band_of(self, row: int) -> tuple[int, int]:
+        start = row - row % self.band_rows
+        return start, min(self.shape[1], start + self.band_rows)
+
+    def _need_parameters(self, runs: list[tuple[int, int, int]]) -> None:
+        for _, first, end in runs:
+            for row in range(first - first % self.band_rows, end, self.band_rows):
+                start, stop = self._band_of(row)
+                if start not in self.params.items and start not in self.values:
+                    indexes, means = self.parameters(start, stop)
+                    self.params.items[start] = (stop, (indexes, means))
+                    self.values[start] = (stop, means.copy())  # y_hat = means + decoded symbols
+
+    def rows(self, first: int, last: int) -> torch.Tensor:
+        """``y_hat`` rows ``first:last`` of every channel, ``[1, C, last - first, W]`` float32."""
+        wanted = [j for j in sorted(self.pending)
+                  if any(a < last and first < b for _, a, b in self.segments[j])]
+        if wanted:
+            for j in wanted:
+                self._need_parameters(self.segments[j])
+            indexes = [self.params.gather(self.segments[j], 0) for j in wanted]
+            local = np.concatenate([[0], np.cumsum([len(i) for i in indexes])])
+            symbols = self.decode([self.substreams[j] for j in wanted], np.concatenate(indexes).astype(np.int32), local)
+            for k, j in enumerate(wanted):
+                self._add(self.segments[j], symbols[local[k]:local[k + 1]])
+            self.pending.difference_update(wanted)
+            self.params.keep([self.segments[j] for j in self.pending])
+        parts = []
+        for start in sorted(self.values):
+            stop, values = self.values[start]
+            a, b = max(first, start), min(last, stop)
+            if a < b:
+                parts.append(values[:, a - start: b - start])
+        return torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])[None]
+
+    def _add(self, runs: list[tuple[int, int, int]], symbols: np.ndarray) -> None:
+        """Add decoded symbols (element order of ``runs``) onto the means already in place."""
+        width, offset = self.shape[2], 0
+        for channel, first, end in runs:
+            row = first
+            while row < end:
+                start, _ = self._band_of(row)
+                stop, values = self.values[start]
+                b = min(end, stop)
+                n = (b - row) * width
+                values[channel, row - start: b - start] += symbols[offset: offset + n].reshape(b - row, width).astype(np.float32)
+                offset, row = offset + n, b
+
+    def release(self, before: int) -> None:
+        """Forget the decoded rows of every band that ends at or before row ``before``."""
+        for start in [s for s, (stop, _) in self.values.items() if stop <= before]:
+            del self.values[start]
