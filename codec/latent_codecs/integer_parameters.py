@@ -289,9 +289,19 @@ class IntegerGaussianParameters:
         depend on (plus the :attr:`halo`) only: the same integers, in the memory of those rows."""
         up, halo = self.upsampling, self.halo
         first, last = max(0, start // up - halo), min(symbols.shape[-2], -(-stop // up) + halo)
-        indexes, means = self._parameters(symbols[..., first:last, :])
-        offset = start - first * up
-        return indexes[..., offset:offset + stop - start, :], means[..., offset:offset + stop - start, :]
+        offset, cols = start - first * up, symbols.shape[-1]
+        # Columns in chunks too: the int64 work holds several KB per output position.
+        chunk = max(1, self.BAND_OUTPUTS // 4 // ((last - first) * up * up) - 2 * halo)
+        parts = []
+        for left in range(0, cols, chunk):
+            right = min(cols, left + chunk)
+            a, b = max(0, left - halo), min(cols, right + halo)
+            indexes, means = self._parameters(symbols[..., first:last, a:b])
+            columns = slice((left - a) * up, (right - a) * up)
+            parts.append((indexes[..., offset:offset + stop - start, columns], means[..., offset:offset + stop - start, columns]))
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat([p[0] for p in parts], dim=-1), torch.cat([p[1] for p in parts], dim=-1)
 
     def _parameters(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.network
