@@ -178,18 +178,40 @@ def pixel_rows(rgb: np.ndarray, pad_right: int, device: torch.device) -> PixelRo
     return rows
 
 
-def _encode_image(rgb: np.ndarray, net: VariableRateModel, quality: float | None, grayscale: bool) -> bytes:
+def _encode_image(rgb: np.ndarray, net: VariableRateModel, quality: float | None, grayscale: bool,
+                  progress: bool = False) -> bytes:
     """One 8-bit image ``[H, W, 3]`` coded by the model's :meth:`~VariableRateModel.compress_image`
-    (in bands where the model can: the float image is never held whole)."""
+    (in bands where the model can: the float image is never held whole). ``progress``: a bar
+    on standard error (after a second) of the pixel rows read, passes over the image counted."""
     quality = _quality(net, quality)
     height, width = rgb.shape[:2]
     header = _header(net, quality, width, height, grayscale, net.integer_parameters, get_coder(DEFAULT_CODER).id)
     header.pad_right, header.pad_bottom = -width % net.pad_multiple, -height % net.pad_multiple
     dev = next(net.parameters()).device
-    with memory_errors("encode", width, height), reproducible_threads(dev):
-        out = net.compress_image(pixel_rows(rgb, header.pad_right, dev), height + header.pad_bottom,
-                                 width + header.pad_right, quality)
+    pixels, passes = pixel_rows(rgb, header.pad_right, dev), [0, -1]  # passes over the image, last row asked for
+
+    def counted(index: torch.Tensor) -> torch.Tensor:
+        if int(index[0]) < passes[1] - height // 2:  # a new pass over the image starts from the top
+            passes[0] += 1
+            bar.reset()
+            bar.set_description(f"encode, pass {passes[0] + 1}")
+        passes[1] = int(index[-1])
+        bar.update(max(0, min(height, passes[1] + 1) - bar.n))
+        return pixels(index)
+
+    with memory_errors("encode", width, height), reproducible_threads(dev), \
+            _progress_bar(height, "encode", progress) as bar:
+        out = net.compress_image(counted, height + header.pad_bottom, width + header.pad_right, quality)
     return _pack(header, out, 0)
+
+
+@contextmanager
+def _progress_bar(rows: int, what: str, show: bool) -> Iterator[Any]:
+    """A tqdm bar of ``rows`` image rows on standard error, shown only after a second (and if ``show``)."""
+    from tqdm import tqdm
+
+    with tqdm(total=rows, desc=what, unit=" rows", disable=not show, leave=False, delay=1.0) as bar:
+        yield bar
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
@@ -207,7 +229,7 @@ def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float
     loaded = load_image(image, check_image_size)  # the size is checked before the pixels are decoded
     height, width = loaded.rgb.shape[:2]
     if effort == 0:
-        return _encode_image(loaded.rgb, resolve_model(model, device), quality, loaded.grayscale)
+        return _encode_image(loaded.rgb, resolve_model(model, device), quality, loaded.grayscale, progress)
     with memory_errors("encode", width, height):
         x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
         return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale, effort=effort,
@@ -303,9 +325,11 @@ def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[
     return (x_hat * 255).round().div(255).cpu()
 
 
-def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: list[bitstream.Section]) -> np.ndarray:
+def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: list[bitstream.Section],
+                  progress: bool = False) -> np.ndarray:
     """One file's 8-bit pixels (``[H, W, 3]``, or ``[H, W]`` for grayscale), written a band of
-    rows at a time as the model's :meth:`~VariableRateModel.decompress_image` hands them over."""
+    rows at a time as the model's :meth:`~VariableRateModel.decompress_image` hands them over
+    (``progress``: a bar of them on standard error after a second)."""
     strings, shapes = _streams(net, header, [sections])
     height, width = header.height, header.width
     out = np.empty((height, width) if header.grayscale else (height, width, 3), np.uint8)
@@ -316,8 +340,9 @@ def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: li
             return
         rgb = (x[0, :, :n, :width].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         out[first:first + n] = np.round(rgb.astype(np.float32).mean(axis=2)) if header.grayscale else rgb
+        bar.update(n)
 
-    with _decoding(net, header):
+    with _decoding(net, header), _progress_bar(height, "decode", progress) as bar:
         net.decompress_image(strings, shapes, header.quality, write, coder=bitstream.CODERS[header.coder],
                              integer=header.integer_parameters)
     return out
@@ -347,10 +372,12 @@ def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | Va
     return torch.stack(out)  # type: ignore[arg-type]
 
 
-def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | None = None) -> Image.Image:
-    """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs)."""
+def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | None = None,
+           progress: bool = False) -> Image.Image:
+    """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs); ``progress``
+    shows a bar on standard error when it takes more than a second."""
     header, sections = bitstream.unpack(data)
     net = _model_for(header, model, device)
-    pixels = _decode_image(net, header, sections)
+    pixels = _decode_image(net, header, sections, progress)
     with memory_errors("decode", header.width, header.height):
         return Image.fromarray(pixels)

@@ -69,3 +69,17 @@ def test_running_out_of_memory_anywhere_is_one_line_and_no_file(monkeypatch, tmp
     err = capsys.readouterr().err
     assert err.strip() == "codec encode: error: not enough memory" and "Traceback" not in err
     assert not (tmp_path / "out.bin").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_ctrl_c_while_writing_leaves_no_file(monkeypatch, tmp_path, capsys, tiny_weights):
+    from pathlib import Path
+
+    def interrupted(self, data):
+        Path.write_text(self, "partial")
+        raise KeyboardInterrupt
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "in.png")
+    monkeypatch.setattr(Path, "write_bytes", interrupted)
+    assert main(["encode", str(tmp_path / "in.png"), str(tmp_path / "out.bin"), "--model", str(tiny_weights)]) == 130
+    assert capsys.readouterr().err.strip() == "codec: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]  # neither the output nor a temporary file

@@ -161,3 +161,34 @@ def test_a_truncated_substream_in_bands_is_a_corrupt_payload(banded_coding):
     sections[1] = bitstream.Section("y", sections[1].shape, y)
     with pytest.raises(BitstreamError, match="corrupt payload"):
         api.decode(bitstream.pack(header, sections), model=net)
+
+
+def test_progress_bars_count_the_rows_of_every_pass(banded_coding, monkeypatch):
+    import numpy as np
+    import tqdm
+
+    from codec import api
+
+    bars = []
+
+    class Recorder(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": True})
+            self.seen = []
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+            self.seen.append(self.n)
+
+        def reset(self, total=None):
+            self.n = 0
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    weights, _ = banded_coding
+    net = api.resolve_model(weights)
+    rgb = np.random.default_rng(1).integers(0, 256, (233, 30, 3), dtype=np.uint8)
+    api.decode(api.encode(rgb, model=net, quality=2.0, progress=True), model=net, progress=True)
+    encode, decode = bars
+    assert encode.desc.startswith("encode, pass 2") and encode.n == encode.total == 233  # y analysed twice
+    assert decode.n == decode.total == 233 and len(decode.seen) > 1 and decode.seen == sorted(decode.seen)

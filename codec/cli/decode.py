@@ -42,7 +42,7 @@ def decode_one(args: argparse.Namespace) -> int:
     check_input(args.input)
     check_output(args.output, [args.input], "image")
     data = read_input(args.input)
-    image, seconds = timed(decode, data, device=args.device, model=args.model)
+    image, seconds = timed(decode, data, device=args.device, model=args.model, progress=True)
     fmt = "PNG" if args.output == "-" else image_format(args.output)
     write_output(args.output, lambda target: image.save(target, format=fmt))
     print(f"{args.output}: {image.width}x{image.height} {image.mode} ({seconds:.2f} s)", file=status_stream(args.output))
