@@ -54,7 +54,7 @@ class Family:
 #: Architecture name -> family facts (the classes live in :mod:`codec.models`).
 FAMILIES = {
     "walloc": Family("wavelet packet (CDF 9/7) + linear encoder + hyperprior + residual decoder", 3.0),
-    "walloc-cc": Family("walloc's transforms + channel-conditional entropy model (Minnen & Singh 2020)", 3.0),
+    "walloc-cc": Family("walloc's transforms + context entropy model (checkerboard / channel slices)", 3.0),
     "hyperprior": Family("Balle et al. 2018 mean-scale hyperprior (GDN), variable rate", 3.0),
 }
 
@@ -157,12 +157,12 @@ def model_name(path: str | os.PathLike) -> str:
 
 def shipped_models() -> list[ModelEntry]:
     """The current version of every shipped model (``NAME.safetensors``), sorted by name."""
-    return [describe(p) for p in sorted(WEIGHTS_DIR.glob("*.safetensors")) if "@" not in p.stem]
+    return [describe(p) for p in sorted(WEIGHTS_DIR.glob("*.safetensors"), key=lambda p: p.stem) if "@" not in p.stem]
 
 
 def all_versions() -> list[ModelEntry]:
     """Every shipped weights file, older versions (``NAME@HASH.safetensors``) included."""
-    return [describe(p) for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))]
+    return [describe(p) for p in sorted(WEIGHTS_DIR.glob("*.safetensors"), key=lambda p: p.stem)]
 
 
 def model_entry(name: str) -> ModelEntry:
