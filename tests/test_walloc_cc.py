@@ -176,3 +176,20 @@ def test_bad_slice_configs_are_refused():
         build_model("walloc-cc", dict(TINY_CC, slice_kernel=2))
     with pytest.raises(ValueError, match="neighbours"):
         build_model("walloc-cc", dict(TINY_CB, slice_kernel=1))
+
+
+def test_a_wrong_substream_count_is_refused_before_any_parameter(tiny_weights):
+    """As for walloc: a file whose group streams break the split rule fails before the
+    parameters of any latent are computed (a header claiming a huge image costs nothing)."""
+    cc = _cc_from(tiny_weights, perturb=0.2, config=TINY_CB)
+    y, z = cc.analyse(_image(), 3.0)
+    codec_ = cc.build_latent_codec()
+    out = codec_.compress(y, z)
+    strings = dict(out["strings"], y0b=[out["strings"]["y0b"][0] * 2])
+
+    def no_parameters(*_):
+        raise AssertionError("parameters computed before the streams were checked")
+
+    codec_.integer.features = no_parameters
+    with pytest.raises(ValueError, match="substreams"):
+        codec_.decompress(strings, out["shapes"])

@@ -203,8 +203,14 @@ class ChannelConditionalLatentCodec(LatentCodec):
         y_hat = self._walk(y, parameters, code)
         return {"strings": strings, "shapes": shapes, "y_hat": y_hat}
 
+    def check_strings(self, strings: Strings, shapes: Shapes) -> None:
+        """ValueError unless every group's stream has the format's substreams (before any decoding)."""
+        for latent in self.latents:
+            latent.check_strings(strings, shapes)
+
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         device = next(self.h_s.parameters()).device
+        self.check_strings(strings, shapes)  # before the parameters of every latent are computed
         hyper_out = self.hyper.decompress(strings, shapes)
 
         def code(group: Group, _: None, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
