@@ -209,6 +209,13 @@ class IntegerNetwork:
         raise AssertionError("unreachable")
 
 
+def _hyper_synthesis(network: IntegerNetwork, medians: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+    """The output accumulators of an integer hyper-synthesis on the int32 symbols of ``z``: its
+    input is ``z_hat = symbol + median`` in fixed point, clamped to the activation range."""
+    x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + medians.to(symbols.device)[None, :, None, None]
+    return network(x.clamp(-network.limit, network.limit))
+
+
 def table_indexes(scales: torch.Tensor, thresholds: torch.Tensor, first_index: int) -> torch.Tensor:
     """int32 table index of every fixed-point scale: ``max(first_index, #{i : thresholds[i] < scale})``.
 
@@ -305,8 +312,7 @@ class IntegerGaussianParameters:
 
     def _parameters(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.network
-        x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]
-        acc = net(x.clamp(-net.limit, net.limit))
+        acc = _hyper_synthesis(net, self.medians, symbols)
         scales, means = acc.chunk(2, dim=1)
         indexes = table_indexes(scales, self.thresholds, self.first_index)
         means = _round_shift(means, net.layers[-1].weight_bits).to(torch.float64) / 2.0**ACTIVATION_BITS
@@ -352,8 +358,7 @@ class IntegerChannelConditionalParameters:
         return in_bands(self._features, (symbols,), self.hyper.halo, self.hyper.upsampling, self.BAND_OUTPUTS)[0]
 
     def _features(self, symbols: torch.Tensor) -> tuple[torch.Tensor]:
-        x = symbols.to(torch.int64) * (1 << ACTIVATION_BITS) + self.medians.to(symbols.device)[None, :, None, None]
-        acc = self.hyper(x.clamp(-self.limit, self.limit))
+        acc = _hyper_synthesis(self.hyper, self.medians, symbols)
         return (_round_shift(acc, self.hyper.layers[-1].weight_bits).clamp(-self.limit, self.limit).to(torch.int32),)
 
     def group_parameters(self, g: int, k: int, features: torch.Tensor, context: list[torch.Tensor]
