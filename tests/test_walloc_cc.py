@@ -193,3 +193,25 @@ def test_a_wrong_substream_count_is_refused_before_any_parameter(tiny_weights):
     codec_.integer.features = no_parameters
     with pytest.raises(ValueError, match="substreams"):
         codec_.decompress(strings, out["shapes"])
+
+
+def test_a_bad_config_is_one_line_and_no_run(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"architecture": "walloc-cc", "model": dict(TINY_CB, slices=3),
+                                  "train": {"batch_size": 1, "crop": 64, "steps": 2, "lr": 1e-3, "aux_lr": 1e-3}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    from PIL import Image
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (72, 80, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    result = subprocess.run([sys.executable, "-m", "codec", "train", "--config", str(config), "--data", str(data),
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["codec train: error: bad walloc-cc config: slices must divide "
+                                                  "the 8 latent channels, got 3"]
+    assert not (tmp_path / "run").exists()

@@ -26,7 +26,10 @@ def build_model(architecture: str, config: dict) -> VariableRateModel:
     kwargs = dict(config)
     if "lambdas" in kwargs:
         kwargs["lambdas"] = tuple(kwargs["lambdas"])
-    return ARCHITECTURES[architecture](**kwargs)
+    try:
+        return ARCHITECTURES[architecture](**kwargs)
+    except (TypeError, ValueError) as err:  # an unknown key or a value the architecture refuses
+        raise InputError(f"bad {architecture} config: {err}") from None
 
 
 def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture: str, config: dict, extra: dict | None = None) -> str:
