@@ -337,10 +337,12 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed_interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
-    """Per key, the best wall clock and the process CPU time (all threads) of that run, and the
-    last output. The functions take turns, so a change of load hits all of them alike."""
+def timed_interleaved(fns: dict, repeat: int) -> tuple[dict, dict, dict]:
+    """Per key, the best wall clock and the process CPU time (all threads) of that run, the
+    median wall clock over the runs, and the last output. The functions take turns, so a
+    change of load hits all of them alike."""
     best = {k: (float("inf"), 0.0) for k in fns}
+    walls: dict = {k: [] for k in fns}
     out = {}
     for _ in range(repeat):
         for k, fn in fns.items():
@@ -348,7 +350,8 @@ def timed_interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
             out[k] = fn()
             wall, cpu = time.perf_counter() - t, cpu_seconds() - c
             best[k] = min(best[k], (wall, cpu))
-    return best, out
+            walls[k].append(wall)
+    return best, {k: float(np.median(v)) for k, v in walls.items()}, out
 
 
 def run_substreams(args) -> str:
@@ -383,7 +386,7 @@ def run_substreams(args) -> str:
     for threads in args.threads:
         fns[(threads, "enc")] = lambda t=threads: rc.encode_substreams_with(sym, idx, tables, bounds, threads=t)
         fns[(threads, "dec")] = lambda t=threads: rc.decode_substreams_with(ref_strings, idx, tables, bounds, threads=t)
-    best, out = timed_interleaved(fns, args.repeat)
+    best, median, out = timed_interleaved(fns, args.repeat)
     results = {}
     for threads in args.threads:
         if not np.array_equal(out[(threads, "dec")], sym):
@@ -391,7 +394,7 @@ def run_substreams(args) -> str:
         if out[(threads, "enc")] != ref_strings:
             raise SystemExit(f"substreams: bytes differ with {threads} threads")
         (te, ce), (td, cd) = best[(threads, "enc")], best[(threads, "dec")]
-        results[threads] = (te, ce, td, cd)
+        results[threads] = (te, ce, td, cd, median[(threads, "enc")], median[(threads, "dec")])
         print(f"  {threads} thread(s): enc {te * 1e3:.1f} ms (cpu {ce * 1e3:.1f}), dec {td * 1e3:.1f} ms (cpu {cd * 1e3:.1f})", file=sys.stderr)
     t_one, t_one_d = best[("one", "enc")][0], best[("one", "dec")][0]
     load_after = os.getloadavg()
@@ -399,14 +402,14 @@ def run_substreams(args) -> str:
     base = args.threads[0]
     lines += [f"(c) {c}x{h}x{w} latent ({n:,} values, {len(bounds) - 1} substreams, {total:,} bytes, "
               f"{total * 8 / (h * w * 64):.3f} bpp), load average {load_before[0]:.2f} before, {load_after[0]:.2f} after:", "",
-              "| coding | threads | encode Msym/s | decode Msym/s | encode speed-up | decode speed-up | encode CPU s (cores used) "
-              "| decode CPU s (cores used) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|",
-              f"| one stream (`encode`/`decode`) | 1 | {n / t_one / 1e6:.1f} | {n / t_one_d / 1e6:.1f} | | | | |"]
-    for threads, (te, ce, td, cd) in results.items():
+              "| coding | threads | encode Msym/s | decode Msym/s | encode speed-up | decode speed-up "
+              "| encode / decode speed-up, medians | encode CPU s (cores used) | decode CPU s (cores used) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+              f"| one stream (`encode`/`decode`) | 1 | {n / t_one / 1e6:.1f} | {n / t_one_d / 1e6:.1f} | | | | | |"]
+    for threads, (te, ce, td, cd, me, md) in results.items():
         b = results[base]
         lines.append(f"| {len(bounds) - 1} substreams | {threads} | {n / te / 1e6:.1f} | {n / td / 1e6:.1f} | {b[0] / te:.2f}x | "
-                     f"{b[2] / td:.2f}x | {ce:.3f} ({ce / te:.2f}) | {cd:.3f} ({cd / td:.2f}) |")
+                     f"{b[2] / td:.2f}x | {b[4] / me:.2f}x / {b[5] / md:.2f}x | {ce:.3f} ({ce / te:.2f}) | {cd:.3f} ({cd / td:.2f}) |")
 
     # (d) overhead at ~bpp on Kodak
     lines += ["", f"(d) Kodak at ~{args.bpp} bpp, y split by `substream_rows(48, H/8, W/8, {target})`:", "",
@@ -487,7 +490,7 @@ def run_overhead(args) -> str:
                 raise SystemExit(f"overhead: {name} gives other bytes or values")
             fns[(name, "enc")] = lambda enc=enc: [enc(sym, idx) for _ in range(calls)]
             fns[(name, "dec")] = lambda dec=dec: [dec(data, idx) for _ in range(calls)]
-        best, _ = timed_interleaved(fns, args.repeat)
+        best, _, _ = timed_interleaved(fns, args.repeat)
         for name in paths:
             te, td = best[(name, "enc")][0] / calls, best[(name, "dec")][0] / calls
             rows.append((n, calls, name, te, td))
