@@ -31,12 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings
 from codec.latent_codecs.entropy_bottleneck import EntropyBottleneckLatentCodec
 from codec.latent_codecs.gaussian_conditional import GaussianConditionalLatentCodec
+from codec.latent_codecs.hyperprior import HyperLatentsInBands
 from codec.latent_codecs.integer_parameters import RANGE_BITS, IntegerChannelConditionalParameters
 
 #: The float transforms see their inputs clamped as the integer ones do (``+-2^RANGE_BITS``).
@@ -69,7 +71,7 @@ def checkerboard_merge(anchors: torch.Tensor, rest: torch.Tensor) -> torch.Tenso
     return torch.stack([first, second], dim=-1).flatten(-2)
 
 
-class ChannelConditionalLatentCodec(LatentCodec):
+class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
     """``hyper`` codes ``z = h_a(y)``; ``latents[g]`` codes group ``g`` of ``y`` (:attr:`groups`)
     with parameters from ``h_s(z_hat)`` corrected by ``transforms[g]``.
 
@@ -100,6 +102,15 @@ class ChannelConditionalLatentCodec(LatentCodec):
     def hyper_latents(self, y: torch.Tensor) -> torch.Tensor:
         """``z = h_a(y)``, before quantisation."""
         return self.h_a(y)
+
+    def latent_shape(self, shapes: Shapes) -> tuple[int, ...]:
+        """The per-image shape of ``y`` (C, H, W) of the stream ``shapes`` (empty unless every
+        group's is the same (C / slices, H, W or W / 2))."""
+        groups = {tuple(shapes.get(latent.name, ())) for latent in self.latents}
+        if len(groups) != 1 or len(shape := groups.pop()) != 3:
+            return ()
+        channels, height, width = shape
+        return channels * self.slices, height, width * 2 if self.checkerboard else width
 
     def shapes(self, y_shape: tuple[int, ...], hyper_channels: int) -> Shapes:
         """Per-image shapes of every stream for a latent ``y`` of ``y_shape`` (C, H, W)."""
@@ -227,8 +238,131 @@ class ChannelConditionalLatentCodec(LatentCodec):
             parameters = self._float_parameters(self.h_s(hyper_out["y_hat"].to(device)).float())
         return {"y_hat": self._walk(None, parameters, code)}
 
+    # One tall image a band of rows at a time (integer parameters), as the hyperprior codec does.
+
+    def _band_halo(self, groups: int) -> int:
+        """Rows of ``y`` beyond a band that the parameters of ``groups`` groups in a chain depend
+        on (each on the ones before, through :attr:`IntegerChannelConditionalParameters.context_halo`
+        rows), even so that a band's checkerboard starts on an even row as the image's does."""
+        halo = groups * self.integer.context_halo
+        return halo + halo % 2
+
+    def _check_bands(self, band_rows: int) -> None:
+        if self.integer is None or self.hyper_halo() is None:
+            raise ValueError("coding in bands needs integer parameters and a convolutional h_a")
+        if band_rows % self.downsampling:  # for h_a's bands; even, as a checkerboard starts on an even row
+            raise ValueError(f"bands must be a multiple of {self.downsampling} rows, got {band_rows}")
+
+    def compress_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], shape: tuple[int, int, int],
+                          band_rows: int) -> dict[str, Any]:
+        """:meth:`compress` of one image whose ``y`` of ``shape`` is given by ``y_rows(first, last)``
+        (``[1, C, last - first, W]``, asked for increasing rows, twice: once for ``z``, once to
+        code ``y``), a band of ``band_rows`` rows at a time: every group of a band is coded by
+        the walk over the groups of :meth:`compress` on the band and the rows its parameters
+        depend on (:meth:`_band_halo`), and the band's rows of each group go to that group's
+        :class:`~codec.latent_codecs.row_bands.BandedEncoder`. Exact integers: the same bytes,
+        in the memory of a few bands."""
+        self._check_bands(band_rows)
+        height = shape[1]
+        hyper_out = self.hyper.compress(self.hyper_latents_in_bands(y_rows, height, band_rows))
+        symbols_z = hyper_out["symbols"]
+        shapes = self.shapes(shape, symbols_z.shape[1])
+        encoders = [latent.encoder_in_bands(shapes[latent.name]) for latent in self.latents]
+        halo = self._band_halo(len(self.groups))
+        for start in range(0, height, band_rows):
+            stop = min(height, start + band_rows)
+            first, last = max(0, start - halo), min(height, stop + halo)
+            y = y_rows(first, last)
+            coded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+            def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+                symbols = self.latents[group.transform].gaussian_conditional.quantize(y_group, "symbols", p[1])
+                coded[group.transform] = symbols, p[0]
+                return symbols, self.integer.fixed_point(symbols, p[2])
+
+            features = self.integer.feature_rows(symbols_z, first, last).to(y.device)
+            self._walk(y, self._integer_parameters(features), code)
+            rows = slice(start - first, stop - first)
+            for g, encoder in enumerate(encoders):
+                symbols, indexes = coded[g]
+                encoder.add(start, stop, symbols[0, :, rows].cpu().numpy(), indexes[0, :, rows].cpu().numpy())
+        return {"strings": {**hyper_out["strings"], **{latent.name: [encoder.strings()]
+                                                       for latent, encoder in zip(self.latents, encoders)}},
+                "shapes": {**hyper_out["shapes"], **shapes}}
+
+    def decompress_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int) -> "GroupsInBands":
+        """The ``y_hat`` of one image decoded a band of ``band_rows`` rows at a time, as asked
+        for (:class:`GroupsInBands`): each group's stream has its
+        :class:`~codec.latent_codecs.row_bands.BandedDecoder`, whose parameters of a band read
+        the hyper features and the decoded context of the groups before on the band's rows
+        plus :attr:`IntegerChannelConditionalParameters.context_halo` (decoding them as needed)."""
+        self._check_bands(band_rows)
+        self.check_strings(strings, shapes)  # before any parameter is computed
+        symbols_z = self.hyper.decompress(strings, shapes)["symbols"]
+        height = self.latent_shape(shapes)[1]
+        halo = self._band_halo(1)
+        decoders: list = []
+
+        def parameters_of(group: Group) -> Callable[[int, int], tuple[np.ndarray, ...]]:
+            def parameters(start: int, stop: int) -> tuple[np.ndarray, ...]:
+                first, last = max(0, start - halo), min(height, stop + halo)
+                features = self.integer.feature_rows(symbols_z, first, last)
+                p = self.integer.group_parameters(group.transform, group.slice, features,
+                                                  _context(decoders, self, group, first, last))
+                p = tuple(t[..., start - first: stop - first, :] for t in p)
+                if self.checkerboard:
+                    p = tuple(checkerboard_split(t)[1 if group.part == "rest" else 0] for t in p)
+                return tuple(t[0].cpu().numpy() for t in p)
+            return parameters
+
+        decoders += [latent.decoder_in_bands(strings, shapes, band_rows, parameters_of(group), keep=True)
+                     for group, latent in zip(self.groups, self.latents)]
+        return GroupsInBands(self, decoders, halo)
+
     def update(self, force: bool = False) -> bool:
         updated = self.hyper.update(force=force)
         for latent in {id(latent.gaussian_conditional): latent for latent in self.latents}.values():
             updated = latent.update(force=force) or updated
         return updated
+
+
+def _context(decoders: Sequence, codec: ChannelConditionalLatentCodec, group: Group, first: int,
+             last: int) -> list[torch.Tensor]:
+    """The context of ``group`` on rows ``first:last`` (even), as :meth:`ChannelConditionalLatentCodec._walk`
+    gives it, from the fixed-point ``y_hat`` of the groups before decoded by ``decoders``."""
+    def decoded(g: int) -> torch.Tensor:
+        _, symbols, means = decoders[g].arrays(first, last)
+        return codec.integer.fixed_point(torch.from_numpy(symbols)[None], torch.from_numpy(means)[None])
+
+    done = []
+    for k in range(group.slice):
+        parts = [decoded(g.transform) for g in codec.groups if g.slice == k]
+        done.append(checkerboard_merge(*parts) if codec.checkerboard else parts[0])
+    if group.part == "rest":
+        anchors = decoded(group.transform - 1)
+        done.append(checkerboard_merge(anchors, torch.zeros_like(anchors)))
+    return done
+
+
+class GroupsInBands:
+    """The ``y_hat`` of one image from its groups' :class:`~codec.latent_codecs.row_bands.BandedDecoder`
+    (:meth:`ChannelConditionalLatentCodec.decompress_in_bands`), with the interface of one:
+    :meth:`rows` and :meth:`release`."""
+
+    def __init__(self, codec: ChannelConditionalLatentCodec, decoders: Sequence, halo: int) -> None:
+        self.codec, self.decoders, self.halo = codec, list(decoders), halo
+
+    def rows(self, first: int, last: int) -> torch.Tensor:
+        """``y_hat`` rows ``first:last`` of every channel, ``[1, C, last - first, W]`` float32."""
+        even = first - first % 2  # a checkerboard's halves merge from an even row
+        slices = []
+        for k in range(self.codec.slices):
+            parts = [self.decoders[g.transform].rows(even, last) for g in self.codec.groups if g.slice == k]
+            slices.append(checkerboard_merge(*parts) if self.codec.checkerboard else parts[0])
+        return torch.cat(slices, dim=1)[..., first - even:, :]
+
+    def release(self, before: int) -> None:
+        """Forget the decoded rows of the bands that end at or before row ``before``, less the
+        rows the context of a later band may still read."""
+        for decoder in self.decoders:
+            decoder.release(before - before % 2 - self.halo)

@@ -23,7 +23,7 @@ from codec.entropy.compressai_models import scale_indexes
 from codec.entropy.substreams import latent_bounds
 from compressai.entropy_models import GaussianConditional  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape
-from codec.latent_codecs.row_bands import BandedDecoder, BandFunction, encode_in_bands
+from codec.latent_codecs.row_bands import BandedDecoder, BandedEncoder, BandFunction, encode_in_bands
 
 
 _single_streams = contextvars.ContextVar("single_streams", default=False)
@@ -125,20 +125,29 @@ class GaussianConditionalLatentCodec(LatentCodec):
         """One image's substreams, its int32 symbols and table indexes given by ``band(start,
         stop)`` for consecutive bands of ``band_rows`` rows (:func:`~codec.latent_codecs.row_bands.encode_in_bands`):
         the bytes of :meth:`compress_indexed`, in the memory of a few bands."""
-        backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
-        return encode_in_bands(shape, latent_bounds(shape), band_rows, band,
-                               lambda s, i, b: backend.encode_substreams(s, i, tables, b, self.threads))
+        return encode_in_bands(shape, latent_bounds(shape), band_rows, band, self._encode_substreams())
 
-    def decoder_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int, parameters: BandFunction) -> BandedDecoder:
+    def encoder_in_bands(self, shape: tuple[int, int, int]) -> BandedEncoder:
+        """A :class:`~codec.latent_codecs.row_bands.BandedEncoder` of one image's stream of ``y``
+        of ``shape``, fed bands of rows by the caller: the bytes of :meth:`compress_indexed`."""
+        return BandedEncoder(shape, latent_bounds(shape), self._encode_substreams())
+
+    def _encode_substreams(self):
+        backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
+        return lambda s, i, b: backend.encode_substreams(s, i, tables, b, self.threads)
+
+    def decoder_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int, parameters: BandFunction,
+                         keep: bool = False) -> BandedDecoder:
         """A :class:`~codec.latent_codecs.row_bands.BandedDecoder` of one image's stream, the
-        table indexes and means of a band of rows given by ``parameters(start, stop)``."""
+        table indexes and means of a band of rows (and, with ``keep``, further arrays kept
+        with the decoded symbols) given by ``parameters(start, stop)``."""
         bounds = self.check_strings(strings, shapes)
         shape = check_shape(shapes, self.name, 3)
         if len(strings[self.name]) != 1:
             raise ValueError(f"stream {self.name!r}: one image at a time, got {len(strings[self.name])}")
         backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
         return BandedDecoder(shape, bounds, strings[self.name][0], band_rows, parameters,
-                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads))
+                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads), keep)
 
     def check_strings(self, strings: Strings, shapes: Shapes) -> np.ndarray:
         """The substream bounds of one image's stream; ValueError unless every image has exactly

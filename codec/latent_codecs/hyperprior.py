@@ -21,7 +21,41 @@ from torch import nn
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings
 
 
-class HyperpriorLatentCodec(LatentCodec):
+class HyperLatentsInBands:
+    """``z = h_a(y)`` of one tall image a band of rows at a time, for a latent codec with the
+    attributes ``h_a`` (a stack of convolutions and activations) and ``downsampling``."""
+
+    h_a: nn.Module
+    downsampling: int
+
+    def hyper_halo(self) -> int | None:
+        """Rows of ``y`` beyond a band of ``z`` rows that ``h_a`` reads (a multiple of
+        :attr:`downsampling`), or None if ``h_a`` is not a plain stack of convolutions and
+        activations."""
+        reach, stride = 0, 1
+        for layer in self.h_a:
+            if isinstance(layer, nn.Conv2d):
+                reach += (layer.kernel_size[0] // 2) * stride
+                stride *= layer.stride[0]
+            elif not isinstance(layer, nn.LeakyReLU | nn.ReLU):
+                return None
+        return -(-reach // self.downsampling) * self.downsampling
+
+    def hyper_latents_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], height: int, band_rows: int) -> torch.Tensor:
+        """``h_a(y)`` of one image whose ``y`` (``height`` rows) is given by ``y_rows(first,
+        last)``, asked for consecutive bands of ``band_rows`` rows (a multiple of
+        :attr:`downsampling`) plus :meth:`hyper_halo`: the same values, in the memory of a band."""
+        d, halo = self.downsampling, self.hyper_halo()
+        parts = []
+        for start in range(0, height, band_rows):
+            stop = min(height, start + band_rows)
+            first, last = max(0, start - halo), min(height, stop + halo)
+            z = self.h_a(y_rows(first, last))
+            parts.append(z[..., (start - first) // d: (start - first) // d + -(-(stop - start) // d), :])
+        return torch.cat(parts, dim=-2)
+
+
+class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
     """``hyper`` codes ``z = h_a(y)``; ``latent`` codes ``y`` with the parameters ``h_s(z_hat)``.
 
     Streams, in file order: the hyper codec's, then the latent codec's. ``downsampling`` is
@@ -50,6 +84,10 @@ class HyperpriorLatentCodec(LatentCodec):
         """(scales, means) of ``y`` predicted from the quantised hyper-latents."""
         scales, means = self.h_s(z_hat).chunk(2, dim=1)
         return scales, means
+
+    def latent_shape(self, shapes: Shapes) -> tuple[int, ...]:
+        """The per-image shape of ``y`` (C, H, W) of the stream ``shapes`` (empty if missing)."""
+        return tuple(shapes.get(self.latent.name, ()))
 
     def shapes(self, y_shape: tuple[int, ...], hyper_channels: int) -> Shapes:
         """Per-image shapes of every stream for a latent ``y`` of ``y_shape`` (C, H, W)."""
@@ -90,32 +128,6 @@ class HyperpriorLatentCodec(LatentCodec):
         if self.integer is not None:
             return self.latent.decompress_indexed(strings, shapes, *self.integer(hyper_out["symbols"].to(device)))
         return self.latent.decompress(strings, shapes, *self.parameters(hyper_out["y_hat"].to(device)))
-
-    def hyper_halo(self) -> int | None:
-        """Rows of ``y`` beyond a band of ``z`` rows that ``h_a`` reads (a multiple of
-        :attr:`downsampling`), or None if ``h_a`` is not a plain stack of convolutions and
-        activations."""
-        reach, stride = 0, 1
-        for layer in self.h_a:
-            if isinstance(layer, nn.Conv2d):
-                reach += (layer.kernel_size[0] // 2) * stride
-                stride *= layer.stride[0]
-            elif not isinstance(layer, nn.LeakyReLU | nn.ReLU):
-                return None
-        return -(-reach // self.downsampling) * self.downsampling
-
-    def hyper_latents_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], height: int, band_rows: int) -> torch.Tensor:
-        """``h_a(y)`` of one image whose ``y`` (``height`` rows) is given by ``y_rows(first,
-        last)``, asked for consecutive bands of ``band_rows`` rows (a multiple of
-        :attr:`downsampling`) plus :meth:`hyper_halo`: the same values, in the memory of a band."""
-        d, halo = self.downsampling, self.hyper_halo()
-        parts = []
-        for start in range(0, height, band_rows):
-            stop = min(height, start + band_rows)
-            first, last = max(0, start - halo), min(height, stop + halo)
-            z = self.h_a(y_rows(first, last))
-            parts.append(z[..., (start - first) // d: (start - first) // d + -(-(stop - start) // d), :])
-        return torch.cat(parts, dim=-2)
 
     def compress_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], shape: tuple[int, int, int],
                           band_rows: int) -> dict[str, Any]:

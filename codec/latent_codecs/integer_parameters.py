@@ -256,6 +256,29 @@ def in_bands(compute, inputs: tuple[torch.Tensor, ...], halo: int, up: int, max_
     return tuple(torch.cat(column, dim=-2) for column in zip(*parts))
 
 
+def rows_of(compute, network: IntegerNetwork, symbols: torch.Tensor, start: int, stop: int, max_outputs: int
+            ) -> tuple[torch.Tensor, ...]:
+    """Rows ``start:stop`` of ``compute(symbols)`` (tensors at ``network``'s output resolution,
+    ``compute`` ending with ``network``), computed from the rows of ``symbols`` they depend on
+    (plus ``network.halo``) only, and in chunks of columns with the same halo: the same
+    integers, in the memory of about ``max_outputs`` output positions at a time."""
+    up, halo = network.upsampling, network.halo
+    first, last = max(0, start // up - halo), min(symbols.shape[-2], -(-stop // up) + halo)
+    offset, cols = start - first * up, symbols.shape[-1]
+    # Columns in chunks too: the int64 work holds several KB per output position.
+    chunk = max(1, max_outputs // 4 // ((last - first) * up * up) - 2 * halo)
+    parts = []
+    for left in range(0, cols, chunk):
+        right = min(cols, left + chunk)
+        a, b = max(0, left - halo), min(cols, right + halo)
+        outputs = compute(symbols[..., first:last, a:b])
+        columns = slice((left - a) * up, (right - a) * up)
+        parts.append([o[..., offset:offset + stop - start, columns] for o in outputs])
+    if len(parts) == 1:
+        return tuple(parts[0])
+    return tuple(torch.cat(column, dim=-1) for column in zip(*parts))
+
+
 class IntegerGaussianParameters:
     """Exact table indexes and means of a Gaussian conditional from the hyper-latent symbols.
 
@@ -293,22 +316,9 @@ class IntegerGaussianParameters:
 
     def rows(self, symbols: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``start:stop`` of ``y`` of :meth:`__call__`, computed from the rows of ``z`` they
-        depend on (plus the :attr:`halo`) only: the same integers, in the memory of those rows."""
-        up, halo = self.upsampling, self.halo
-        first, last = max(0, start // up - halo), min(symbols.shape[-2], -(-stop // up) + halo)
-        offset, cols = start - first * up, symbols.shape[-1]
-        # Columns in chunks too: the int64 work holds several KB per output position.
-        chunk = max(1, self.BAND_OUTPUTS // 4 // ((last - first) * up * up) - 2 * halo)
-        parts = []
-        for left in range(0, cols, chunk):
-            right = min(cols, left + chunk)
-            a, b = max(0, left - halo), min(cols, right + halo)
-            indexes, means = self._parameters(symbols[..., first:last, a:b])
-            columns = slice((left - a) * up, (right - a) * up)
-            parts.append((indexes[..., offset:offset + stop - start, columns], means[..., offset:offset + stop - start, columns]))
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat([p[0] for p in parts], dim=-1), torch.cat([p[1] for p in parts], dim=-1)
+        depend on (plus the :attr:`halo`) only (:func:`rows_of`): the same integers, in the
+        memory of those rows."""
+        return rows_of(self._parameters, self.network, symbols, start, stop, self.BAND_OUTPUTS)
 
     def _parameters(self, symbols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         net = self.network
@@ -347,7 +357,8 @@ class IntegerChannelConditionalParameters:
                  scale_table: torch.Tensor, scale_bound: float) -> None:
         self.hyper = IntegerNetwork(h_s)
         self.slices = tuple(IntegerNetwork(t) for t in transforms)
-        if any(net.upsampling != 1 for net in self.slices):
+        if any(layer.transposed or layer.stride != 1 or layer.padding != layer.weight.shape[-1] // 2
+               for net in self.slices for layer in net.layers):
             raise ValueError("context transforms must keep the latent's resolution")
         self.medians = fixed_point_medians(medians)
         self.thresholds, self.first_index = scale_thresholds(scale_table, scale_bound, ACTIVATION_BITS)
@@ -356,6 +367,18 @@ class IntegerChannelConditionalParameters:
     def features(self, symbols: torch.Tensor) -> torch.Tensor:
         """int32 hyper features ``[B, 2C, H, W]`` (``A`` fractional bits) from the int32 symbols of ``z``."""
         return in_bands(self._features, (symbols,), self.hyper.halo, self.hyper.upsampling, self.BAND_OUTPUTS)[0]
+
+    def feature_rows(self, symbols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of :meth:`features`, from the rows of ``z`` they depend on only
+        (:func:`rows_of`): the same integers, in the memory of those rows."""
+        return rows_of(self._features, self.hyper, symbols, start, stop, self.BAND_OUTPUTS)[0]
+
+    @property
+    def context_halo(self) -> int:
+        """Rows of ``y`` beyond a band of rows that a group's parameters depend on, through its
+        transform, in the hyper features and the context: the most of any transform's sum of
+        its convolutions' reaches (``kernel // 2``; stride 1, zero padding of ``kernel // 2``)."""
+        return max(sum(layer.weight.shape[-1] // 2 for layer in net.layers) for net in self.slices)
 
     def _features(self, symbols: torch.Tensor) -> tuple[torch.Tensor]:
         acc = _hyper_synthesis(self.hyper, self.medians, symbols)

@@ -23,7 +23,7 @@ import torch
 from codec.entropy.substreams import substream_segments
 
 #: A band of rows ``start:stop`` of every channel: ``band(start, stop)`` -> arrays ``[C, stop - start, W]``.
-BandFunction = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+BandFunction = Callable[[int, int], tuple[np.ndarray, ...]]
 
 
 class _Bands:
@@ -51,50 +51,75 @@ class _Bands:
                 del self.items[start]
 
 
+class BandedEncoder:
+    """One image's substreams of ``y`` of ``shape`` split at ``bounds``, coded from consecutive
+    bands of rows handed to :meth:`add`; ``encode(symbols, indexes, local_bounds)`` codes
+    substreams of consecutive values (a backend's ``encode_substreams``). Each substream is
+    coded as soon as its rows are there; a band is forgotten once every substream reading it
+    is coded. Several encoders may be fed in one pass (one per stream of a model)."""
+
+    def __init__(self, shape: tuple[int, int, int], bounds: np.ndarray,
+                 encode: Callable[[np.ndarray, np.ndarray, np.ndarray], list[bytes]]) -> None:
+        self.shape, self.encode = shape, encode
+        self.segments = substream_segments(shape, bounds)
+        self.ready_at = [max(end for _, _, end in runs) for runs in self.segments]
+        self.coded: list[bytes | None] = [None] * len(self.segments)
+        self.bands, self.pending = _Bands(), list(range(len(self.segments)))
+
+    def add(self, start: int, stop: int, symbols: np.ndarray, indexes: np.ndarray) -> None:
+        """The int32 symbols and table indexes ``[C, stop - start, W]`` of rows ``start:stop``
+        (the row after the last band added), coding every substream now complete."""
+        self.bands.items[start] = (stop, (symbols, indexes))
+        ready = [j for j in self.pending if self.ready_at[j] <= stop]
+        if ready:
+            symbols = [self.bands.gather(self.segments[j], 0) for j in ready]
+            indexes = [self.bands.gather(self.segments[j], 1) for j in ready]
+            local = np.concatenate([[0], np.cumsum([len(s) for s in symbols])])
+            coded = self.encode(np.concatenate(symbols), np.concatenate(indexes).astype(np.int32), local)
+            for j, data in zip(ready, coded):
+                self.coded[j] = data
+            self.pending = [j for j in self.pending if self.coded[j] is None]
+        self.bands.keep([self.segments[j] for j in self.pending])
+
+    def strings(self) -> list[bytes]:
+        """The substreams, once every row was added."""
+        if self.pending:
+            raise ValueError(f"{len(self.pending)} substreams still miss rows")
+        return self.coded  # type: ignore[return-value]
+
+
 def encode_in_bands(shape: tuple[int, int, int], bounds: np.ndarray, band_rows: int, band: BandFunction,
                     encode: Callable[[np.ndarray, np.ndarray, np.ndarray], list[bytes]]) -> list[bytes]:
-    """One image's substreams of ``y`` of ``shape`` split at ``bounds``, its int32 symbols and
-    table indexes given by ``band(start, stop)`` for consecutive bands of ``band_rows`` rows;
-    ``encode(symbols, indexes, local_bounds)`` codes substreams of consecutive values (a
-    backend's ``encode_substreams``)."""
-    height = shape[1]
-    segments = substream_segments(shape, bounds)
-    ready_at = [max(end for _, _, end in runs) for runs in segments]
-    strings: list[bytes | None] = [None] * len(segments)
-    bands, pending = _Bands(), list(range(len(segments)))
-    for start in range(0, height, band_rows):
-        stop = min(height, start + band_rows)
-        bands.items[start] = (stop, band(start, stop))
-        ready = [j for j in pending if ready_at[j] <= stop]
-        if ready:
-            symbols = [bands.gather(segments[j], 0) for j in ready]
-            indexes = [bands.gather(segments[j], 1) for j in ready]
-            local = np.concatenate([[0], np.cumsum([len(s) for s in symbols])])
-            coded = encode(np.concatenate(symbols), np.concatenate(indexes).astype(np.int32), local)
-            for j, data in zip(ready, coded):
-                strings[j] = data
-            pending = [j for j in pending if strings[j] is None]
-        bands.keep([segments[j] for j in pending])
-    return strings  # type: ignore[return-value]
+    """:class:`BandedEncoder`'s substreams, the int32 symbols and table indexes given by
+    ``band(start, stop)`` for consecutive bands of ``band_rows`` rows."""
+    encoder = BandedEncoder(shape, bounds, encode)
+    for start in range(0, shape[1], band_rows):
+        stop = min(shape[1], start + band_rows)
+        encoder.add(start, stop, *band(start, stop))
+    return encoder.strings()
 
 
 class BandedDecoder:
     """The decoded latent ``y_hat`` of one image, decoded a band of rows at a time on demand.
 
     ``parameters(start, stop)`` gives the int32 table indexes and float32 means of rows
-    ``start:stop`` (``start`` a multiple of ``band_rows``); ``decode(substreams, indexes,
-    local_bounds)`` decodes consecutive substreams (a backend's ``decode_substreams``).
-    :meth:`rows` returns any rows; :meth:`release` forgets the rows before a given one.
+    ``start:stop`` (``start`` a multiple of ``band_rows``), and possibly further arrays of
+    those rows; ``decode(substreams, indexes, local_bounds)`` decodes consecutive substreams
+    (a backend's ``decode_substreams``). :meth:`rows` returns any rows; :meth:`release`
+    forgets the rows before a given one. With ``keep``, the decoded int32 symbols and the
+    further arrays of the parameters are kept beside ``y_hat`` (:meth:`arrays`), for a
+    context model that reads them.
     """
 
     def __init__(self, shape: tuple[int, int, int], bounds: np.ndarray, substreams: Sequence[bytes], band_rows: int,
-                 parameters: BandFunction, decode: Callable[[list[bytes], np.ndarray, np.ndarray], np.ndarray]) -> None:
-        self.shape, self.band_rows = shape, band_rows
+                 parameters: BandFunction, decode: Callable[[list[bytes], np.ndarray, np.ndarray], np.ndarray], keep: bool = False) -> None:
+        self.shape, self.band_rows, self.keep = shape, band_rows, keep
         self.substreams, self.parameters, self.decode = list(substreams), parameters, decode
         self.segments = substream_segments(shape, bounds)
         self.pending = set(range(len(self.segments)))
         self.params = _Bands()  # (indexes, means) of bands some pending substream reads
-        self.values: dict[int, tuple[int, np.ndarray]] = {}  # start -> (stop, y_hat rows [C, n, W])
+        # start -> (stop, [y_hat rows [C, n, W], with keep: symbols, further parameter arrays])
+        self.values: dict[int, tuple[int, list[np.ndarray]]] = {}
 
     def _band_of(self, row: int) -> tuple[int, int]:
         start = row - row % self.band_rows
@@ -105,31 +130,46 @@ class BandedDecoder:
             for row in range(first - first % self.band_rows, end, self.band_rows):
                 start, stop = self._band_of(row)
                 if start not in self.params.items and start not in self.values:
-                    indexes, means = self.parameters(start, stop)
+                    indexes, means, *further = self.parameters(start, stop)
                     self.params.items[start] = (stop, (indexes, means))
-                    self.values[start] = (stop, means.copy())  # y_hat = means + decoded symbols
+                    kept = [means.copy()]  # y_hat = means + decoded symbols
+                    if self.keep:
+                        kept += [np.zeros(means.shape, np.int32), *further]
+                    self.values[start] = (stop, kept)
 
-    def rows(self, first: int, last: int) -> torch.Tensor:
-        """``y_hat`` rows ``first:last`` of every channel, ``[1, C, last - first, W]`` float32."""
+    def _decode(self, first: int, last: int) -> None:
+        """Decode every pending substream that touches rows ``first:last``."""
         wanted = [j for j in sorted(self.pending)
                   if any(a < last and first < b for _, a, b in self.segments[j])]
-        if wanted:
-            for j in wanted:
-                self._need_parameters(self.segments[j])
-            indexes = [self.params.gather(self.segments[j], 0) for j in wanted]
-            local = np.concatenate([[0], np.cumsum([len(i) for i in indexes])])
-            symbols = self.decode([self.substreams[j] for j in wanted], np.concatenate(indexes).astype(np.int32), local)
-            for k, j in enumerate(wanted):
-                self._add(self.segments[j], symbols[local[k]:local[k + 1]])
-            self.pending.difference_update(wanted)
-            self.params.keep([self.segments[j] for j in self.pending])
+        if not wanted:
+            return
+        for j in wanted:
+            self._need_parameters(self.segments[j])
+        indexes = [self.params.gather(self.segments[j], 0) for j in wanted]
+        local = np.concatenate([[0], np.cumsum([len(i) for i in indexes])])
+        symbols = self.decode([self.substreams[j] for j in wanted], np.concatenate(indexes).astype(np.int32), local)
+        for k, j in enumerate(wanted):
+            self._add(self.segments[j], symbols[local[k]:local[k + 1]])
+        self.pending.difference_update(wanted)
+        self.params.keep([self.segments[j] for j in self.pending])
+
+    def arrays(self, first: int, last: int) -> list[np.ndarray]:
+        """Rows ``first:last`` of every kept array (``y_hat``; with ``keep``, the symbols and
+        the further parameter arrays), each ``[C, last - first, W]``."""
+        self._decode(first, last)
         parts = []
         for start in sorted(self.values):
             stop, values = self.values[start]
             a, b = max(first, start), min(last, stop)
             if a < b:
-                parts.append(values[:, a - start: b - start])
-        return torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])[None]
+                parts.append([v[:, a - start: b - start] for v in values])
+        if not parts or sum(p[0].shape[1] for p in parts) != last - first:
+            raise ValueError(f"rows {first}:{last} were released or are beyond the latent")
+        return [np.concatenate(column, axis=1) if len(parts) > 1 else column[0] for column in zip(*parts)]
+
+    def rows(self, first: int, last: int) -> torch.Tensor:
+        """``y_hat`` rows ``first:last`` of every channel, ``[1, C, last - first, W]`` float32."""
+        return torch.from_numpy(self.arrays(first, last)[0])[None]
 
     def _add(self, runs: list[tuple[int, int, int]], symbols: np.ndarray) -> None:
         """Add decoded symbols (element order of ``runs``) onto the means already in place."""
@@ -141,7 +181,10 @@ class BandedDecoder:
                 stop, values = self.values[start]
                 b = min(end, stop)
                 n = (b - row) * width
-                values[channel, row - start: b - start] += symbols[offset: offset + n].reshape(b - row, width).astype(np.float32)
+                decoded = symbols[offset: offset + n].reshape(b - row, width)
+                values[0][channel, row - start: b - start] += decoded.astype(np.float32)
+                if self.keep:
+                    values[1][channel, row - start: b - start] = decoded
                 offset, row = offset + n, b
 
     def release(self, before: int) -> None:

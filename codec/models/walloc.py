@@ -17,7 +17,6 @@ from torch import nn
 
 from codec.entropy import DEFAULT_CODER
 from codec.latent_codecs import Shapes, Strings
-from codec.latent_codecs.hyperprior import HyperpriorLatentCodec
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
 from codec.transforms import WaveletPacket2D
 
@@ -173,13 +172,14 @@ class WaLLoC(VariableRateModel):
 
     def _codes_in_bands(self, rows: int, integer: bool | None) -> bool:
         """Whether :meth:`compress_image` / :meth:`decompress_image` work in bands for ``rows``
-        latent rows: with integer parameters, symmetric borders and the mean-scale hyperprior
-        (not the entropy model of a subclass), for images taller than a band."""
+        latent rows: with integer parameters, symmetric borders and an entropy model that codes
+        in bands (``compress_in_bands`` / ``decompress_in_bands``: the mean-scale hyperprior,
+        walloc-cc's context model), for images taller than a band."""
         integer = self.integer_parameters if integer is None else integer
         halo = max(self.analysis_halo, sum(self.synthesis_halo))
         if not integer or self.wpt.boundary != "symmetric" or rows <= self.BAND_ROWS + 2 * halo:
             return False
-        return type(self.build_latent_codec(integer=False)) is HyperpriorLatentCodec  # not a subclass's entropy model
+        return hasattr(self.build_latent_codec(integer=False), "compress_in_bands")
 
     @torch.inference_mode()
     def compress_image(self, pixels: PixelRows, height: int, width: int, quality: float, coder: str = DEFAULT_CODER,
@@ -217,8 +217,8 @@ class WaLLoC(VariableRateModel):
         band's pixels are handed to ``write`` and forgotten; the same pixels."""
         self._check_streams(strings)
         codec = self.build_latent_codec(coder, integer)
-        shape = tuple(shapes.get(getattr(getattr(codec, "latent", None), "name", None), ()))
-        if len(shape) != 3 or len(strings[codec.latent.name]) != 1 or not self._codes_in_bands(shape[1], integer):
+        shape = codec.latent_shape(shapes) if hasattr(codec, "decompress_in_bands") else ()
+        if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
         latents = codec.decompress_in_bands(strings, shapes, self.CODING_ROWS)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
