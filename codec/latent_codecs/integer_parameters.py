@@ -236,24 +236,25 @@ def scale_thresholds(scale_table: torch.Tensor, scale_bound: float, bits: int) -
     return torch.floor(table * 2.0**bits), first_index
 
 
-def in_bands(compute, inputs: tuple[torch.Tensor, ...], halo: int, up: int, max_outputs: int
+def in_bands(compute, inputs: tuple[torch.Tensor, ...], halo: int, up: int, max_outputs: int, dim: int = -2
              ) -> tuple[torch.Tensor, ...]:
     """``compute(*inputs)`` (tensors whose last two axes are rows and columns, each output ``up``
-    times finer than the inputs) in bands of input rows, each computed with ``halo`` more rows
-    on either side and cut to its own rows: the memory of one band's intermediates instead of
-    the whole image's. Exact for a ``compute`` whose outputs depend on at most ``halo`` input
-    rows each side (integer arithmetic: the same bits whatever the bands)."""
-    rows, cols = inputs[0].shape[-2:]
-    band = max(1, max_outputs // (up**2 * max(1, cols)))
-    if rows <= band + 2 * halo:
+    times finer than the inputs) in bands of input rows (``dim=-2``; columns: ``dim=-1``), each
+    computed with ``halo`` more rows on either side and cut to its own rows: the memory of one
+    band's intermediates instead of the whole image's. Exact for a ``compute`` whose outputs
+    depend on at most ``halo`` input rows each side (integer arithmetic: the same bits
+    whatever the bands)."""
+    size, other = inputs[0].shape[dim], inputs[0].shape[-1 if dim == -2 else -2]
+    band = max(1, max_outputs // (up**2 * max(1, other)))
+    if size <= band + 2 * halo:
         return compute(*inputs)
     parts = []
-    for start in range(0, rows, band):
-        stop = min(rows, start + band)
-        first, last = max(0, start - halo), min(rows, stop + halo)
-        outputs = compute(*(t[..., first:last, :] for t in inputs))
-        parts.append([o[..., (start - first) * up:(stop - first) * up, :] for o in outputs])
-    return tuple(torch.cat(column, dim=-2) for column in zip(*parts))
+    for start in range(0, size, band):
+        stop = min(size, start + band)
+        first, last = max(0, start - halo), min(size, stop + halo)
+        outputs = compute(*(t.narrow(dim, first, last - first) for t in inputs))
+        parts.append([o.narrow(dim, (start - first) * up, (stop - start) * up) for o in outputs])
+    return tuple(torch.cat(column, dim=dim) for column in zip(*parts))
 
 
 def rows_of(compute, network: IntegerNetwork, symbols: torch.Tensor, start: int, stop: int, max_outputs: int
@@ -389,8 +390,10 @@ class IntegerChannelConditionalParameters:
         """``(indexes int32, means float32, fixed-point means int64)`` of channel slice ``k`` at
         every position, by transform ``g``, from the hyper features and the context (the
         fixed-point ``y_hat`` of what was decoded before, :meth:`fixed_point`; zero where not yet)."""
-        return in_bands(lambda *t: self._group(g, k, *t), (features, *context), self.slices[g].halo, 1,
-                        self.BAND_OUTPUTS)
+        halo = self.slices[g].halo
+        # Bands of rows, each in chunks of columns: the int64 work holds ~1 KB per position and input channel.
+        columns = lambda *t: in_bands(lambda *u: self._group(g, k, *u), t, halo, 1, self.BAND_OUTPUTS // 8, dim=-1)  # noqa: E731
+        return in_bands(columns, (features, *context), halo, 1, self.BAND_OUTPUTS)
 
     def _group(self, g: int, k: int, features: torch.Tensor, *context: torch.Tensor):
         net = self.slices[g]
