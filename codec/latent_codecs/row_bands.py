@@ -6,10 +6,12 @@ and entropy parameters come a band of rows at a time for all channels at once. A
 is then a few runs of rows (:func:`codec.entropy.substreams.substream_segments`): usually
 part of one channel, sometimes the last rows of one channel and the first of the next.
 
-:func:`encode_in_bands` codes each substream as soon as the bands holding its rows are
-there, and forgets a band once every substream that touches it is coded.
-:class:`BandedDecoder` decodes the substreams that touch the rows asked for, computing the
-entropy parameters of the bands they need on demand, and forgets them once used. Every
+:class:`BandedEncoder` (:func:`encode_in_bands` for one stream) codes each substream as soon
+as the bands holding its rows are there, and forgets a band once every substream that touches
+it is coded; a model with several streams (walloc-cc's groups) feeds one encoder per stream
+in one pass. :class:`BandedDecoder` decodes the substreams that touch the rows asked for,
+computing the entropy parameters of the bands they need on demand (for a context model,
+from other streams' decoders), and forgets them once used. Every
 substream is coded exactly as by the whole-latent coder, so the bytes (and decoded values)
 do not depend on the bands.
 """
