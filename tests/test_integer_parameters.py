@@ -152,3 +152,18 @@ def test_parameters_in_bands_are_the_whole_image_ones(walloc, band_rows, monkeyp
     monkeypatch.setattr(IntegerGaussianParameters, "BAND_OUTPUTS", 16 * 23 * band_rows)
     banded = params(z)
     assert all(torch.equal(a, b) for a, b in zip(banded, whole))
+
+
+@pytest.mark.parametrize("start,stop,outputs", [(0, 20, 4096), (13, 51, 4096), (40, 148, 100000)])
+def test_rows_in_column_chunks_are_the_whole_image_ones(walloc, start, stop, outputs, monkeypatch):
+    """Rows of y computed from their z rows in chunks of columns (few outputs per chunk) are
+    the whole image's rows, bit for bit."""
+    from codec.latent_codecs.integer_parameters import IntegerGaussianParameters
+
+    params = derive_integer_parameters(walloc.h_s, walloc.entropy_bottleneck, walloc.gaussian_conditional)
+    z = torch.randint(-6, 7, (1, walloc.h_s[0].in_channels, 37, 23), generator=torch.Generator().manual_seed(start),
+                      dtype=torch.int32)
+    whole = params._parameters(z)
+    monkeypatch.setattr(IntegerGaussianParameters, "BAND_OUTPUTS", outputs)
+    rows = params.rows(z, start, stop)
+    assert all(torch.equal(a, b[..., start:stop, :]) for a, b in zip(rows, whole))

@@ -265,19 +265,13 @@ def rows_of(compute, network: IntegerNetwork, symbols: torch.Tensor, start: int,
     integers, in the memory of about ``max_outputs`` output positions at a time."""
     up, halo = network.upsampling, network.halo
     first, last = max(0, start // up - halo), min(symbols.shape[-2], -(-stop // up) + halo)
-    offset, cols = start - first * up, symbols.shape[-1]
+    offset = start - first * up
+
+    def own_rows(z_rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(o[..., offset:offset + stop - start, :] for o in compute(z_rows))
+
     # Columns in chunks too: the int64 work holds several KB per output position.
-    chunk = max(1, max_outputs // 4 // ((last - first) * up * up) - 2 * halo)
-    parts = []
-    for left in range(0, cols, chunk):
-        right = min(cols, left + chunk)
-        a, b = max(0, left - halo), min(cols, right + halo)
-        outputs = compute(symbols[..., first:last, a:b])
-        columns = slice((left - a) * up, (right - a) * up)
-        parts.append([o[..., offset:offset + stop - start, columns] for o in outputs])
-    if len(parts) == 1:
-        return tuple(parts[0])
-    return tuple(torch.cat(column, dim=-1) for column in zip(*parts))
+    return in_bands(own_rows, (symbols[..., first:last, :],), halo, up, max_outputs // 4, dim=-1)
 
 
 class IntegerGaussianParameters:
