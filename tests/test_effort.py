@@ -107,3 +107,23 @@ def test_cli_effort(tmp_path, tiny_weights, capsys):
     Image.fromarray(_image()).save(source)
     assert main(["encode", str(source), str(tmp_path / "a.bin"), "--model", str(tiny_weights), "--effort", "1"]) == 0
     assert (tmp_path / "a.bin").read_bytes() == codec.encode(_image(), model=str(tiny_weights), effort=1)
+
+
+def test_dead_zone_start_rounds_like_a_dead_zone_quantiser(tiny_weights):
+    import torch
+
+    from codec.encoding.refine import dead_zone_start
+
+    net = api.resolve_model(str(tiny_weights))
+    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, z = net.analyse(x, 3.0)
+        y, z = 4 * y, 4 * z  # an untrained model's latents are small: spread them over several bins
+        latents = net.build_latent_codec(integer=False)
+        dead_zone = latents.relaxed(y, z, lambda r: torch.sign(r) * torch.floor(r.abs() + 0.5 - 0.2))
+        plain = latents.relaxed(y, z, torch.round)
+        started = latents.relaxed(*dead_zone_start(net, y, z, 0.2), torch.round)
+    assert torch.allclose(started["z_hat"], dead_zone["z_hat"], atol=1e-5)
+    assert torch.allclose(started["y_hat"], dead_zone["y_hat"], atol=1e-4)
+    assert not torch.allclose(plain["y_hat"], dead_zone["y_hat"], atol=1e-4)
+    assert dead_zone["bits"].item() < plain["bits"].item()

@@ -13,10 +13,13 @@ from codec.errors import InputError
 
 @dataclass(frozen=True)
 class Schedule:
-    """How one refinement runs: ``steps`` Adam steps at learning rate ``lr``; the SGA
-    temperature holds at ``tau_start`` for the first ``hold`` fraction of the steps, then
-    decays exponentially to ``tau_end``; the rounded objective is measured every
-    ``check_every`` steps and at the end."""
+    """How one refinement runs. First each dead zone ``d`` of ``deadzones`` is tried: every
+    latent moved ``d`` towards the centre its coder rounds it about (the predicted mean, the
+    bottleneck's median), which rounds values within ``0.5 + d`` of it to it; the best of these
+    starts (the unmoved latents included) by the rounded objective is kept. Then ``steps`` Adam
+    steps at learning rate ``lr`` from it; the SGA temperature holds at ``tau_start`` for the
+    first ``hold`` fraction of the steps, then decays exponentially to ``tau_end``; the rounded
+    objective is measured every ``check_every`` steps and at the end."""
 
     steps: int
     lr: float = 5e-3
@@ -24,6 +27,7 @@ class Schedule:
     tau_end: float = 0.05
     hold: float = 0.3
     check_every: int = 10
+    deadzones: tuple[float, ...] = ()
 
     def temperature(self, step: int) -> float:
         start = self.hold * self.steps
@@ -33,12 +37,15 @@ class Schedule:
         return self.tau_start * (self.tau_end / self.tau_start) ** progress
 
 
+#: Dead zones tried at every effort above 0 (the refinement starts from the best of them).
+DEAD_ZONES = (0.03, 0.05, 0.07, 0.09)
+
 #: The refinement each effort level above 0 runs.
 EFFORTS: dict[int, Schedule] = {
-    1: Schedule(steps=25, lr=2e-2, tau_end=0.2),
-    2: Schedule(steps=60, lr=1e-2, tau_end=0.2),
-    3: Schedule(steps=150, lr=5e-3, tau_end=0.2),
-    4: Schedule(steps=400, lr=5e-3, tau_end=0.2),
+    1: Schedule(steps=0, deadzones=DEAD_ZONES),
+    2: Schedule(steps=50, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
+    3: Schedule(steps=150, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
+    4: Schedule(steps=400, lr=1e-2, tau_end=0.2, deadzones=DEAD_ZONES),
 }
 MAX_EFFORT = max(EFFORTS)
 

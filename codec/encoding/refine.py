@@ -62,6 +62,26 @@ def _quantised_cost(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, 
     return lmbda * 255**2 * error + out["bits"] / (height * width)
 
 
+def dead_zone_start(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor,
+                    deadzone: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, z)`` with every latent moved ``deadzone`` towards the centre the coder rounds it
+    about (z: the bottleneck's median; y: the mean predicted from the rounded ``z``): rounded,
+    values within ``0.5 + deadzone`` of the centre become the centre, the dead-zone quantiser
+    of classical codecs, which trades a little distortion for fewer bits. The moved latents
+    stay off the rounding edges, so refinement can start from them. (With a context model,
+    the later groups' means come from the earlier groups' moved, unrounded latents: close to,
+    not exactly, the coder's.)"""
+    codec = model.build_latent_codec(integer=False)
+
+    def shrink(r: torch.Tensor) -> torch.Tensor:
+        return r - deadzone * torch.sign(r)
+
+    with torch.no_grad():
+        y_start = codec.relaxed(y, z, shrink, z_round_fn=lambda r: torch.round(shrink(r)))["y_hat"]
+        z_start = codec.hyper.centred(z, shrink)
+    return y_start, z_start
+
+
 @contextmanager
 def _frozen(model: nn.Module) -> Iterator[None]:
     """Gradients flow to the latents only, not into the weights (half the backward's work)."""
@@ -97,7 +117,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         best_y, best_z = y.detach().clone(), z.detach().clone()
         best_cost = torch.full((x.shape[0],), math.inf)
 
-        def check() -> None:
+        def check(y: torch.Tensor, z: torch.Tensor) -> None:
             nonlocal best_cost
             with torch.no_grad():
                 cost = _quantised_cost(model, x, y, z, quality, height, width, torch.round).cpu()
@@ -108,7 +128,12 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
                 best_z[on_device] = z.detach()[on_device]
                 best_cost = torch.where(better, cost, best_cost)
 
-        check()
+        check(y, z)
+        for deadzone in schedule.deadzones:
+            check(*dead_zone_start(model, y.detach(), z.detach(), deadzone))
+        with torch.no_grad():
+            y.copy_(best_y)
+            z.copy_(best_z)
         bar = tqdm(total=schedule.steps, desc="refining latents", unit="step", file=sys.stderr,
                    disable=not progress, leave=False, delay=1.0)
         for step in range(schedule.steps):
@@ -119,7 +144,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
             loss.backward()
             optimizer.step()
             if (step + 1) % schedule.check_every == 0 or step + 1 == schedule.steps:
-                check()
+                check(y, z)
             bar.update()
         bar.close()
     return best_y, best_z

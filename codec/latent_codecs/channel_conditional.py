@@ -178,10 +178,12 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         y_hat = self._walk(y, self._float_parameters(self.h_s(hyper_out["y_hat"]).float()), code)
         return {"likelihoods": likelihoods, "y_hat": y_hat}
 
-    def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+    def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor],
+                z_round_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
-        (differentiable for a soft ``round_fn``), centred as the coder centres."""
-        z_hat = self.hyper.centred(z, round_fn)
+        (differentiable for a soft ``round_fn``), centred as the coder centres; ``z_round_fn``,
+        when given, replaces ``round_fn`` for ``z``."""
+        z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         bits = [self.hyper.bits(z_hat)]
 
         def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:

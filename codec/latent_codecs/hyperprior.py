@@ -101,11 +101,13 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
         y_out = self.latent.forward(y, scales, means)
         return {"likelihoods": {**y_out["likelihoods"], **hyper_out["likelihoods"]}, "y_hat": y_out["y_hat"]}
 
-    def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+    def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor],
+                z_round_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres: z on the
-        bottleneck's medians, y on the means predicted from ``z_hat``."""
-        z_hat = self.hyper.centred(z, round_fn)
+        bottleneck's medians, y on the means predicted from ``z_hat``; ``z_round_fn``, when
+        given, replaces ``round_fn`` for ``z``."""
+        z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         scales, means = self.parameters(z_hat)
         y_hat = round_fn(y - means) + means
         return {"y_hat": y_hat, "z_hat": z_hat, "bits": self.latent.bits(y_hat, scales, means) + self.hyper.bits(z_hat)}
