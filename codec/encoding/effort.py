@@ -37,12 +37,12 @@ class Schedule:
         return self.tau_start * (self.tau_end / self.tau_start) ** progress
 
 
-#: Dead zones tried at every effort above 0 (the refinement starts from the best of them).
+#: Dead zones tried before the Adam steps of efforts 2 to 4 (they start from the best of them).
 DEAD_ZONES = (0.03, 0.05, 0.07, 0.09)
 
 #: The refinement each effort level above 0 runs.
 EFFORTS: dict[int, Schedule] = {
-    1: Schedule(steps=0, deadzones=DEAD_ZONES),
+    1: Schedule(steps=25, lr=2e-2, tau_end=0.2),
     2: Schedule(steps=50, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
     3: Schedule(steps=150, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
     4: Schedule(steps=400, lr=1e-2, tau_end=0.2, deadzones=DEAD_ZONES),
