@@ -71,14 +71,14 @@ def dead_zone_start(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor,
     stay off the rounding edges, so refinement can start from them. (With a context model,
     the later groups' means come from the earlier groups' moved, unrounded latents: close to,
     not exactly, the coder's.)"""
-    codec = model.build_latent_codec(integer=False)
+    latents = model.build_latent_codec(integer=False)
 
     def shrink(r: torch.Tensor) -> torch.Tensor:
         return r - deadzone * torch.sign(r)
 
     with torch.no_grad():
-        y_start = codec.relaxed(y, z, shrink, z_round_fn=lambda r: torch.round(shrink(r)))["y_hat"]
-        z_start = codec.hyper.centred(z, shrink)
+        y_start = latents.relaxed(y, z, shrink, z_round_fn=lambda r: torch.round(shrink(r)))["y_hat"]
+        z_start = latents.hyper.centred(z, shrink)
     return y_start, z_start
 
 
