@@ -6,8 +6,8 @@
 // Tables(cdfs, cdf_lengths, offsets) checks the arrays' types and shapes, copies them and
 // validates the copy, with the GIL held, once. A coding call checks its own arguments'
 // types and shapes with the GIL held, then releases the GIL for the coding loop (pure C++
-// on raw pointers, which checks every index as it reads it), so independent streams can be
-// coded from several threads with one Tables. Errors from the core become ValueError.
+// on raw pointers, which checks every index as it reads it; gil.hpp), so independent streams
+// can be coded from several threads with one Tables. Errors from the core become ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "gil.hpp"
 #include "rangecoder.hpp"
 #include "tables.hpp"
 
@@ -87,10 +88,7 @@ py::bytes encode(const py::handle& symbols, const py::handle& indexes, const cod
   check_same_length(sym, n);
   std::vector<uint8_t> out;
   std::string err;
-  {
-    py::gil_scoped_release release;
-    err = codec_rc::encode(ptr(sym), ptr(idx), n, tables, out);
-  }
+  err = codec_py::without_gil([&] { return codec_rc::encode(ptr(sym), ptr(idx), n, tables, out); });
   if (!err.empty()) throw py::value_error(err);
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
@@ -124,10 +122,7 @@ py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, c
   const auto* bytes = static_cast<const uint8_t*>(view.view.buf);
   const int64_t size = view.view.len;
   std::string err;
-  {
-    py::gil_scoped_release release;
-    err = codec_rc::decode(bytes, size, ptr(idx), n, tables, dst);
-  }
+  err = codec_py::without_gil([&] { return codec_rc::decode(bytes, size, ptr(idx), n, tables, dst); });
   if (!err.empty()) throw py::value_error(err);
   return out;
 }
@@ -173,10 +168,8 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
   const int64_t n_threads = thread_count(threads);
   std::vector<std::vector<uint8_t>> out;
   std::string err;
-  {
-    py::gil_scoped_release release;
-    err = codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads, out);
-  }
+  err = codec_py::without_gil(
+      [&] { return codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads, out); });
   if (!err.empty()) throw py::value_error(err);
   py::list result;
   for (const auto& s : out) result.append(py::bytes(reinterpret_cast<const char*>(s.data()), s.size()));
@@ -211,11 +204,10 @@ py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle&
   py::array_t<int32_t> out(n);
   int32_t* dst = out.mutable_data();
   std::string err;
-  {
-    py::gil_scoped_release release;
-    err = codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads,
-                                      dst);
-  }
+  err = codec_py::without_gil([&] {
+    return codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads,
+                                       dst);
+  });
   if (!err.empty()) throw py::value_error(err);
   return out;
 }

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "../gil.hpp"
 #include "../rangecoder.hpp"
 #include "kernels.hpp"
 
@@ -260,17 +261,16 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
   std::vector<Result> results;
   std::vector<int64_t> starts(size_t(n_sub), 0), sizes(size_t(n_sub), 0);
   std::vector<uint8_t> bytes;
-  std::string err;
-  {
-    py::gil_scoped_release release;
+  const std::string err = codec_py::without_gil([&] {
+    std::string fault;
     const auto d_bounds = upload(b, "uploading bounds");
     DeviceBuffer d_results(size_t(n_sub) * sizeof(Result), "allocating results");
     const auto* s = static_cast<const int32_t*>(sym.data());
     const auto* i = static_cast<const int32_t*>(idx.data());
     check(codec_cuda::launch_count(s, i, d_bounds->as<int64_t>(), n_sub, tab.t, d_results.as<Result>()), "launching the count kernel");
     results = download<Result>(d_results.p, n_sub, "the count kernel");
-    err = first_fault(results, b);
-    if (err.empty()) {
+    fault = first_fault(results, b);
+    if (fault.empty()) {
       int64_t total = 0;
       for (int64_t j = 0; j < n_sub; ++j) {
         starts[size_t(j)] = total;
@@ -284,14 +284,15 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
                                      d_sizes->as<int64_t>(), d_results.as<Result>()),
             "launching the write kernel");
       results = download<Result>(d_results.p, n_sub, "the write kernel");
-      for (int64_t j = 0; j < n_sub && err.empty(); ++j) {
+      for (int64_t j = 0; j < n_sub && fault.empty(); ++j) {
         if (results[size_t(j)].status != codec_rc::core::kOk || results[size_t(j)].bytes != sizes[size_t(j)]) {
-          err = "substream " + std::to_string(j) + ": internal error in the CUDA coder: the write pass disagrees with the count pass";
+          fault = "substream " + std::to_string(j) + ": internal error in the CUDA coder: the write pass disagrees with the count pass";
         }
       }
       bytes = download<uint8_t>(d_out.p, total, "copying the output");
     }
-  }
+    return fault;
+  });
   if (!err.empty()) throw py::value_error(err);
   py::list out;
   for (int64_t j = 0; j < n_sub; ++j) {
@@ -332,9 +333,8 @@ void decode_substreams(const py::handle& strings, const py::handle& indexes, con
   }
   const DeviceGuard guard(idx.device);
   const DeviceTables tab = tables(cdfs, cdf_lengths, offsets, idx.device);
-  std::string err;
-  {
-    py::gil_scoped_release release;
+  const std::string err = codec_py::without_gil([&] {
+    std::string fault;
     const auto d_bounds = upload(b, "uploading bounds");
     const auto d_data = upload(data, "uploading the substreams");
     const auto d_starts = upload(starts, "uploading offsets");
@@ -344,8 +344,9 @@ void decode_substreams(const py::handle& strings, const py::handle& indexes, con
                                     static_cast<const int32_t*>(idx.data()), d_bounds->as<int64_t>(), n_sub, tab.t,
                                     static_cast<int32_t*>(dst.data()), d_results.as<Result>()),
           "launching the decode kernel");
-    err = first_fault(download<Result>(d_results.p, n_sub, "the decode kernel"), b);
-  }
+    fault = first_fault(download<Result>(d_results.p, n_sub, "the decode kernel"), b);
+    return fault;
+  });
   if (!err.empty()) throw py::value_error(err);
 }
 
