@@ -127,3 +127,84 @@ def test_dead_zone_start_rounds_like_a_dead_zone_quantiser(tiny_weights):
     assert torch.allclose(started["y_hat"], dead_zone["y_hat"], atol=1e-4)
     assert not torch.allclose(plain["y_hat"], dead_zone["y_hat"], atol=1e-4)
     assert dead_zone["bits"].item() < plain["bits"].item()
+
+
+@pytest.mark.parametrize("architecture", ["walloc", "walloc-cc slices", "walloc-cc checkerboard"])
+def test_relaxed_parameters_give_its_bits(architecture):
+    """The entropy parameters ``relaxed`` returns are those its bits were measured with: what
+    the cheap refinement steps hold fixed."""
+    import torch
+
+    from codec.models.weights import build_model
+    from conftest import TINY_WALLOC
+
+    torch.manual_seed(1)
+    name, _, kind = architecture.partition(" ")
+    extra = {"slices": dict(slices=4, slice_hidden=8, slice_kernel=3),
+             "checkerboard": dict(slices=2, slice_hidden=8, slice_kernel=3, checkerboard=True)}.get(kind, {})
+    net = build_model(name, dict(TINY_WALLOC, **extra)).eval()
+    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, z = net.analyse(x, 3.0)
+        latents = net.build_latent_codec(integer=False)
+        out = latents.relaxed(4 * y, 4 * z, torch.round)
+        bits = latents.latent_bits(out["y_hat"], out["scales"], out["means"]) + latents.hyper.bits(out["z_hat"])
+    assert out["scales"].shape == out["means"].shape == y.shape
+    assert torch.allclose(bits, out["bits"], rtol=1e-5)
+
+
+def test_linearised_distortion_is_the_decoder_near_its_latents(tiny_weights):
+    """walloc's cheap stand-in: the same pixels as g_s, and about the same error, at the latents
+    it was made at (the wavelet's cross terms are left out), a little off elsewhere."""
+    import torch
+
+    net = api.resolve_model(str(tiny_weights))
+    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, _ = net.analyse(x, 3.0)
+        y_hat = torch.round(4 * y)
+        x_hat, mse = net.linearised_distortion(y_hat, x)
+        assert torch.allclose(x_hat, net.g_s(y_hat), atol=1e-5)
+        true = (x_hat - x).pow(2).mean()
+        assert abs(mse(y_hat).item() / true.item() - 1) < 0.1
+        moved = y_hat + 0.5 * torch.randn_like(y_hat)
+        assert abs(mse(moved).item() / (net.g_s(moved) - x).pow(2).mean().item() - 1) < 0.2
+
+
+def test_cheap_refinement_steps_lower_the_rd_cost(tiny_weights):
+    import torch
+
+    from codec.encoding.effort import Schedule
+    from codec.encoding.refine import _quantised_cost, refine_latents
+
+    net = api.resolve_model(str(tiny_weights))
+    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, z = net.analyse(x, 3.0)
+        y, z = 4 * y, 4 * z  # an untrained model's latents are small: spread them over several bins
+    schedule = Schedule(steps=30, lr=2e-2, full_every=10, deadzones=(0.05,))
+    refined = refine_latents(net, x, y, z, 3.0, schedule)
+    again = refine_latents(net, x, y, z, 3.0, schedule)
+    with torch.no_grad():
+        before = _quantised_cost(net, x, y, z, 3.0, 64, 96, torch.round)[0].item()
+        after = _quantised_cost(net, x, *refined, 3.0, 64, 96, torch.round)[0].item()
+    assert after < before
+    assert all(torch.equal(a, b) for a, b in zip(refined, again))
+
+
+def test_linearised_stand_in_has_the_true_gradient_where_it_is_made(tiny_weights):
+    import torch
+
+    from codec.encoding.refine import _linearised_at, _pixel_error
+
+    net = api.resolve_model(str(tiny_weights))
+    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y_hat = torch.round(4 * net.analyse(x, 3.0)[0])
+    error, distortion = _linearised_at(net, x, y_hat, 60, 90)  # a cropped image: the padding does not count
+    point = y_hat.clone().requires_grad_(True)
+    true = _pixel_error(net.g_s(point), x, 60, 90)
+    (true_gradient,) = torch.autograd.grad(true.sum(), point)
+    (stand_in_gradient,) = torch.autograd.grad(distortion(point).sum(), point)
+    assert torch.allclose(error, true.detach(), rtol=1e-5)
+    assert torch.allclose(stand_in_gradient, true_gradient, rtol=1e-4, atol=1e-9)

@@ -19,7 +19,11 @@ class Schedule:
     starts (the unmoved latents included) by the rounded objective is kept. Then ``steps`` Adam
     steps at learning rate ``lr`` from it; the SGA temperature holds at ``tau_start`` for the
     first ``hold`` fraction of the steps, then decays exponentially to ``tau_end``; the rounded
-    objective is measured every ``check_every`` steps and at the end."""
+    objective is measured every ``check_every`` steps and at the end. ``full_every``: 1, every
+    step is a full one; k > 1, one step in k is, the others are cheap steps of ``y`` alone
+    where the model offers a cheap stand-in for its synthesis (``linearised_synthesis``:
+    walloc's decoder with its residual body held at its output at the last check), with the
+    entropy parameters of ``y`` also held at the last check's; 0, all steps are cheap."""
 
     steps: int
     lr: float = 5e-3
@@ -28,6 +32,7 @@ class Schedule:
     hold: float = 0.3
     check_every: int = 10
     deadzones: tuple[float, ...] = ()
+    full_every: int = 1
 
     def temperature(self, step: int) -> float:
         start = self.hold * self.steps

@@ -24,6 +24,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -43,23 +44,77 @@ def sga_round(values: torch.Tensor, tau: float, generator: torch.Generator) -> t
     eps = 1e-5
     logit_floor = -torch.atanh(frac.clamp(eps, 1 - eps)) / tau
     logit_ceil = -torch.atanh((1 - frac).clamp(eps, 1 - eps)) / tau
-    logits = torch.stack([logit_floor, logit_ceil], dim=-1)
-    uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).to(logits.device)
+    uniform = torch.rand((*values.shape, 2), generator=generator, dtype=values.dtype).to(values.device)
     gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1.0)))
-    weights = torch.softmax((logits + gumbel) / tau, dim=-1)
-    return floor + weights[..., 1]
+    # The ceiling's weight in softmax((logits + gumbel) / tau) over (floor, ceiling): a sigmoid
+    # of the difference (one pass, where a softmax over pairs costs several).
+    return floor + torch.sigmoid((logit_ceil - logit_floor + gumbel[..., 1] - gumbel[..., 0]) / tau)
+
+
+Distortion = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class _Linearisation:
+    """What the cheap steps hold fixed, taken at the last check's rounded latents: the entropy
+    parameters of ``y`` (so ``z`` and the hyper-synthesis drop out) and a cheap stand-in for
+    the distortion (:func:`_linearised_at`)."""
+
+    scales: torch.Tensor
+    means: torch.Tensor
+    distortion: Distortion
+
+
+def _rd_cost(model: VariableRateModel, error: torch.Tensor, bits: torch.Tensor, quality: float,
+             pixels: int) -> torch.Tensor:
+    """Per-image RD cost of a per-image MSE ``error`` and ``bits`` for ``pixels`` pixels."""
+    lmbda = model.lmbda(torch.tensor([quality], device=error.device))
+    return lmbda * 255**2 * error + bits / pixels
+
+
+def _pixel_error(x_hat: torch.Tensor, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Per-image MSE over the image's own ``height`` x ``width`` pixels (the decoder crops the
+    padding)."""
+    return (x_hat[..., :height, :width] - x[..., :height, :width]).pow(2).flatten(1).mean(1)
 
 
 def _quantised_cost(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: float,
-                    height: int, width: int, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+                    height: int, width: int, round_fn: Callable[[torch.Tensor], torch.Tensor]
+                    ) -> tuple[torch.Tensor, dict]:
     """Per-image RD cost of the latents quantised by ``round_fn``, centred as the coder centres
-    (the model's latent codec, :meth:`relaxed`); the distortion counts only the image's own
-    ``height`` x ``width`` pixels (the padding is cropped by the decoder)."""
+    (the model's latent codec, :meth:`relaxed`, whose output comes second)."""
     out = model.build_latent_codec(integer=False).relaxed(y, z, round_fn)
     x_hat = model.g_s(out["y_hat"] * model.gains.inverse_gain(quality))
-    error = (x_hat[..., :height, :width] - x[..., :height, :width]).pow(2).flatten(1).mean(1)
-    lmbda = model.lmbda(torch.tensor([quality], device=x.device))
-    return lmbda * 255**2 * error + out["bits"] / (height * width)
+    return _rd_cost(model, _pixel_error(x_hat, x, height, width), out["bits"], quality, height * width), out
+
+
+def _linearised_at(model: VariableRateModel, x: torch.Tensor, y_hat: torch.Tensor, height: int,
+                   width: int) -> tuple[torch.Tensor, Distortion]:
+    """The per-image MSE of ``g_s(y_hat)`` (``y_hat``: quantised latents, gains removed) and a
+    cheap stand-in for it near ``y_hat``: the model's ``linearised_distortion`` plus the linear
+    term that makes its gradient at ``y_hat`` the true one (a first-order correction, paid for
+    by one backward pass of the decoder here)."""
+    point = y_hat.detach().requires_grad_(True)
+    with torch.enable_grad():
+        x_hat, cheap = model.linearised_distortion(point, x)
+        error = _pixel_error(x_hat, x, height, width)
+        (true_gradient,) = torch.autograd.grad(error.sum(), point)
+        (cheap_gradient,) = torch.autograd.grad(cheap(point).sum(), point)
+    correction = true_gradient - cheap_gradient
+    point = point.detach()
+
+    def distortion(v: torch.Tensor) -> torch.Tensor:
+        return cheap(v) + (correction * (v - point)).flatten(1).sum(1)
+    return error.detach(), distortion
+
+
+def _linearised_cost(model: VariableRateModel, y: torch.Tensor, held: _Linearisation, quality: float, pixels: int,
+                     round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The cost of :func:`_quantised_cost` with what ``held`` holds fixed (a cheap step of ``y``
+    alone; the bits of ``z`` are left out)."""
+    y_hat = round_fn(y - held.means) + held.means
+    bits = model.build_latent_codec(integer=False).latent_bits(y_hat, held.scales, held.means)
+    return _rd_cost(model, held.distortion(y_hat * model.gains.inverse_gain(quality)), bits, quality, pixels)
 
 
 def dead_zone_start(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor,
@@ -116,11 +171,24 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         optimizer = torch.optim.Adam([y, z], lr=schedule.lr)
         best_y, best_z = y.detach().clone(), z.detach().clone()
         best_cost = torch.full((x.shape[0],), math.inf)
+        linearise = schedule.full_every != 1 and hasattr(model, "linearised_distortion")
+        held: _Linearisation | None = None  # for the cheap steps, from the last check
 
-        def check(y: torch.Tensor, z: torch.Tensor) -> None:
-            nonlocal best_cost
-            with torch.no_grad():
-                cost = _quantised_cost(model, x, y, z, quality, height, width, torch.round).cpu()
+        def check(y: torch.Tensor, z: torch.Tensor, hold: bool = True) -> None:
+            """The true (rounded) cost; keeps the best latents, and with ``hold`` (for cheap
+            steps) holds the entropy parameters of these rounded latents and a stand-in
+            distortion around them."""
+            nonlocal best_cost, held
+            if linearise and hold:
+                with torch.no_grad():
+                    out = model.build_latent_codec(integer=False).relaxed(y, z, torch.round)
+                error, distortion = _linearised_at(model, x, out["y_hat"] * model.gains.inverse_gain(quality),
+                                                   height, width)
+                held = _Linearisation(out["scales"], out["means"], distortion)
+                cost = _rd_cost(model, error, out["bits"], quality, height * width).cpu()
+            else:
+                with torch.no_grad():
+                    cost = _quantised_cost(model, x, y, z, quality, height, width, torch.round)[0].cpu()
             better = cost < best_cost
             if better.any():
                 on_device = better.to(y.device)
@@ -128,18 +196,23 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
                 best_z[on_device] = z.detach()[on_device]
                 best_cost = torch.where(better, cost, best_cost)
 
-        check(y, z)
+        check(y, z, hold=False)
         for deadzone in schedule.deadzones:
-            check(*dead_zone_start(model, y.detach(), z.detach(), deadzone))
+            check(*dead_zone_start(model, y.detach(), z.detach(), deadzone), hold=False)
         with torch.no_grad():
             y.copy_(best_y)
             z.copy_(best_z)
+        if linearise and schedule.steps:
+            check(y, z)  # what the cheap steps hold, around the start chosen
         bar = tqdm(total=schedule.steps, desc="refining latents", unit="step", file=sys.stderr,
                    disable=not progress, leave=False, delay=1.0)
         for step in range(schedule.steps):
             tau = schedule.temperature(step)
-            loss = _quantised_cost(model, x, y, z, quality, height, width,
-                                   lambda v: sga_round(v, tau, generator)).sum()
+            soft = lambda v: sga_round(v, tau, generator)  # noqa: E731
+            if held is not None and (schedule.full_every == 0 or (step + 1) % schedule.full_every):
+                loss = _linearised_cost(model, y, held, quality, height * width, soft).sum()
+            else:
+                loss = _quantised_cost(model, x, y, z, quality, height, width, soft)[0].sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from codec.entropy import DEFAULT_CODER
@@ -235,6 +236,41 @@ class WaLLoC(VariableRateModel):
 
     def _synthesise(self, y: torch.Tensor) -> torch.Tensor:
         return self.wpt.synthesis(self.decoder(y)) + 0.5
+
+    def linearised_distortion(self, y: torch.Tensor, x: torch.Tensor
+                              ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """``g_s(y)`` (whole image) and a cheap stand-in, near ``y``, for the per-image mean
+        squared error of ``g_s`` against the image ``x``, for latent refinement
+        (:mod:`codec.encoding.refine`): the decoder's linear path exactly, its residual body
+        held at its output for ``y`` (a small correction to the linear path), and the error
+        measured on the wavelet coefficients, each sub-band weighted by the energy of its
+        synthesis functions (the filters are biorthogonal and nearly orthogonal; the cross
+        terms are left out). One 1x1 convolution instead of seven 3x3 ones and the synthesis,
+        forward and backward."""
+        body = self.decoder.body(y)
+        x_hat = self.wpt.synthesis(self.decoder.linear(y) + body) + 0.5
+        target = self.coefficients(x) - body.detach()
+        weights = (self._subband_energies() / target[0].numel()).view(1, -1)
+
+        weight = self.decoder.linear.weight.flatten(1)
+        target = target.flatten(2) - self.decoder.linear.bias.view(-1, 1)
+
+        def mse(v: torch.Tensor) -> torch.Tensor:  # the 1x1 convolution as a product: faster here
+            return ((weight @ v.flatten(2) - target).pow(2).sum(2) * weights).sum(1)
+        return x_hat, mse
+
+    def _subband_energies(self) -> torch.Tensor:
+        """The squared norm, in pixels, of one synthesis function of each coefficient channel
+        (an impulse far from the borders; computed once)."""
+        device = self.gains.log_gain.device
+        if getattr(self, "_energies", None) is None or self._energies.device != device:
+            subbands, margin = 4 ** self.wpt.levels, 8  # per colour; the colours' channels follow each other
+            impulses = torch.eye(subbands, device=device).view(subbands, subbands, 1, 1)
+            with torch.no_grad():
+                pixels = self.wpt.synthesis(F.pad(impulses, (margin, margin - 1, margin, margin - 1)))
+            colours = self.decoder.linear.out_channels // subbands
+            self._energies = pixels.pow(2).flatten(1).sum(1).repeat(colours)
+        return self._energies
 
     @property
     def synthesis_halo(self) -> tuple[int, int]:
