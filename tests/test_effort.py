@@ -182,7 +182,7 @@ def test_cheap_refinement_steps_lower_the_rd_cost(tiny_weights):
     with torch.no_grad():
         y, z = net.analyse(x, 3.0)
         y, z = 4 * y, 4 * z  # an untrained model's latents are small: spread them over several bins
-    schedule = Schedule(steps=30, lr=2e-2, full_every=10, deadzones=(0.05,))
+    schedule = Schedule(steps=30, lr=2e-2, cheap_steps=20, deadzones=(0.05,))
     refined = refine_latents(net, x, y, z, 3.0, schedule)
     again = refine_latents(net, x, y, z, 3.0, schedule)
     with torch.no_grad():

@@ -19,11 +19,11 @@ class Schedule:
     starts (the unmoved latents included) by the rounded objective is kept. Then ``steps`` Adam
     steps at learning rate ``lr`` from it; the SGA temperature holds at ``tau_start`` for the
     first ``hold`` fraction of the steps, then decays exponentially to ``tau_end``; the rounded
-    objective is measured every ``check_every`` steps and at the end. ``full_every``: 1, every
-    step is a full one; k > 1, one step in k is, the others are cheap steps of ``y`` alone
-    where the model offers a cheap stand-in for its synthesis (``linearised_synthesis``:
-    walloc's decoder with its residual body held at its output at the last check), with the
-    entropy parameters of ``y`` also held at the last check's; 0, all steps are cheap."""
+    objective is measured every ``check_every`` steps and at the end. The first ``cheap_steps``
+    of the steps are cheap ones of ``y`` alone where the model offers a cheap stand-in for its
+    distortion (``linearised_distortion``: walloc's decoder with its residual body held at its
+    output at the last check), with the entropy parameters of ``y`` held at the last check's;
+    the others are full steps."""
 
     steps: int
     lr: float = 5e-3
@@ -32,7 +32,7 @@ class Schedule:
     hold: float = 0.3
     check_every: int = 10
     deadzones: tuple[float, ...] = ()
-    full_every: int = 1
+    cheap_steps: int = 0
 
     def temperature(self, step: int) -> float:
         start = self.hold * self.steps
@@ -42,12 +42,12 @@ class Schedule:
         return self.tau_start * (self.tau_end / self.tau_start) ** progress
 
 
-#: Dead zones tried before the Adam steps of efforts 2 to 4 (they start from the best of them).
+#: Dead zones tried before the Adam steps of efforts 1 to 4 (they start from the best of them).
 DEAD_ZONES = (0.03, 0.05, 0.07, 0.09)
 
 #: The refinement each effort level above 0 runs.
 EFFORTS: dict[int, Schedule] = {
-    1: Schedule(steps=25, lr=2e-2, tau_end=0.2),
+    1: Schedule(steps=100, lr=1e-2, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=100),
     2: Schedule(steps=50, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
     3: Schedule(steps=150, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
     4: Schedule(steps=400, lr=1e-2, tau_end=0.2, deadzones=DEAD_ZONES),

@@ -171,7 +171,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         optimizer = torch.optim.Adam([y, z], lr=schedule.lr)
         best_y, best_z = y.detach().clone(), z.detach().clone()
         best_cost = torch.full((x.shape[0],), math.inf)
-        linearise = schedule.full_every != 1 and hasattr(model, "linearised_distortion")
+        linearise = schedule.cheap_steps > 0 and hasattr(model, "linearised_distortion")
         held: _Linearisation | None = None  # for the cheap steps, from the last check
 
         def check(y: torch.Tensor, z: torch.Tensor, hold: bool = True) -> None:
@@ -209,7 +209,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         for step in range(schedule.steps):
             tau = schedule.temperature(step)
             soft = lambda v: sga_round(v, tau, generator)  # noqa: E731
-            if held is not None and (schedule.full_every == 0 or (step + 1) % schedule.full_every):
+            if held is not None and step < schedule.cheap_steps:
                 loss = _linearised_cost(model, y, held, quality, height * width, soft).sum()
             else:
                 loss = _quantised_cost(model, x, y, z, quality, height, width, soft)[0].sum()
@@ -217,7 +217,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
             loss.backward()
             optimizer.step()
             if (step + 1) % schedule.check_every == 0 or step + 1 == schedule.steps:
-                check(y, z)
+                check(y, z, hold=step + 1 < schedule.cheap_steps)
             bar.update()
         bar.close()
     return best_y, best_z
