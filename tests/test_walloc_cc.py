@@ -215,3 +215,31 @@ def test_a_bad_config_is_one_line_and_no_run(tmp_path):
     assert result.stderr.strip().splitlines() == ["codec train: error: bad walloc-cc config: slices must divide "
                                                   "the 8 latent channels, got 3"]
     assert not (tmp_path / "run").exists()
+
+
+def test_rebase_joins_a_new_walloc_with_the_context(tiny_weights, tmp_path):
+    """tools/rebase_walloc_cc.py: walloc's tensors from the new walloc, the context from the walloc-cc."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+
+    cc = _cc_from(tiny_weights, perturb=0.1)
+    cc_path = tmp_path / "cc.safetensors"
+    save_weights(cc, cc_path, architecture="walloc-cc", config=TINY_CC)
+    torch.manual_seed(5)
+    new = build_model("walloc", TINY_WALLOC)
+    new_path = tmp_path / "new.safetensors"
+    save_weights(new, new_path, architecture="walloc", config=TINY_WALLOC)
+    out = tmp_path / "rebased.safetensors"
+    tool = Path(__file__).resolve().parents[1] / "tools" / "rebase_walloc_cc.py"
+    subprocess.run([sys.executable, str(tool), str(new_path), str(cc_path), str(out)], check=True, capture_output=True)
+    rebased, walloc_tensors, context = load_file(out), load_file(new_path), load_file(cc_path)
+    assert set(rebased) == set(context)
+    for key, value in rebased.items():
+        source = walloc_tensors if key in walloc_tensors else context
+        assert torch.equal(value, source[key]), key
+    assert any(k.startswith("slice_transforms.") for k in rebased)
+    assert not torch.equal(rebased["encoder.weight"], context["encoder.weight"])

@@ -1,0 +1,37 @@
+"""Join a new walloc's weights with the context transforms of a walloc-cc: an --init for
+retraining the context on the new latents (docs/training.md).
+
+    python tools/rebase_walloc_cc.py codec/zoo/weights/walloc.safetensors \\
+        codec/zoo/weights/walloc-cc.safetensors /tmp/walloc-cc-rebased.safetensors
+
+Every tensor the two share (the transforms, gains, hyperprior and bottleneck of walloc) comes
+from the walloc file; the rest (the context transforms) from the walloc-cc file. The result
+carries the walloc-cc file's metadata with the walloc file's step.
+"""
+from __future__ import annotations
+
+import argparse
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("walloc")
+    p.add_argument("walloc_cc")
+    p.add_argument("out")
+    args = p.parse_args()
+    with safe_open(args.walloc, "pt") as base, safe_open(args.walloc_cc, "pt") as cc:
+        base_keys = set(base.keys())
+        tensors = {k: (base if k in base_keys else cc).get_tensor(k) for k in cc.keys()}
+        metadata = dict(cc.metadata() or {})
+        metadata["step"] = (base.metadata() or {}).get("step", metadata.get("step", "0"))
+        shared = len(base_keys & set(cc.keys()))
+    save_file(tensors, args.out, metadata=metadata)
+    print(f"{args.out}: {shared} tensors from {args.walloc}, {len(tensors) - shared} from {args.walloc_cc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
