@@ -109,16 +109,25 @@ def test_cli_effort(tmp_path, tiny_weights, capsys):
     assert (tmp_path / "a.bin").read_bytes() == codec.encode(_image(), model=str(tiny_weights), effort=1)
 
 
+def _tiny_latents(weights):
+    """The model, a 64x96 test image ``[1, 3, H, W]`` and its latents ``y, z`` at quality 3, spread
+    4x (an untrained model's latents are small: spread them over several bins)."""
+    import torch
+
+    net = api.resolve_model(str(weights))
+    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, z = net.analyse(x, 3.0)
+    return net, x, 4 * y, 4 * z
+
+
 def test_dead_zone_start_rounds_like_a_dead_zone_quantiser(tiny_weights):
     import torch
 
     from codec.encoding.refine import dead_zone_start
 
-    net = api.resolve_model(str(tiny_weights))
-    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    net, x, y, z = _tiny_latents(tiny_weights)
     with torch.no_grad():
-        y, z = net.analyse(x, 3.0)
-        y, z = 4 * y, 4 * z  # an untrained model's latents are small: spread them over several bins
         latents = net.build_latent_codec(integer=False)
         dead_zone = latents.relaxed(y, z, lambda r: torch.sign(r) * torch.floor(r.abs() + 0.5 - 0.2))
         plain = latents.relaxed(y, z, torch.round)
@@ -158,11 +167,9 @@ def test_linearised_distortion_is_the_decoder_near_its_latents(tiny_weights):
     it was made at (the wavelet's cross terms are left out), a little off elsewhere."""
     import torch
 
-    net = api.resolve_model(str(tiny_weights))
-    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
+    net, x, y, _ = _tiny_latents(tiny_weights)
     with torch.no_grad():
-        y, _ = net.analyse(x, 3.0)
-        y_hat = torch.round(4 * y)
+        y_hat = torch.round(y)
         x_hat, mse = net.linearised_distortion(y_hat, x)
         assert torch.allclose(x_hat, net.g_s(y_hat), atol=1e-5)
         true = (x_hat - x).pow(2).mean()
@@ -177,11 +184,7 @@ def test_cheap_refinement_steps_lower_the_rd_cost(tiny_weights):
     from codec.encoding.effort import Schedule
     from codec.encoding.refine import _quantised_cost, refine_latents
 
-    net = api.resolve_model(str(tiny_weights))
-    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
-    with torch.no_grad():
-        y, z = net.analyse(x, 3.0)
-        y, z = 4 * y, 4 * z  # an untrained model's latents are small: spread them over several bins
+    net, x, y, z = _tiny_latents(tiny_weights)
     schedule = Schedule(steps=30, lr=2e-2, cheap_steps=20, deadzones=(0.05,))
     refined = refine_latents(net, x, y, z, 3.0, schedule)
     again = refine_latents(net, x, y, z, 3.0, schedule)
@@ -197,10 +200,8 @@ def test_linearised_stand_in_has_the_true_gradient_where_it_is_made(tiny_weights
 
     from codec.encoding.refine import _linearised_at, _pixel_error
 
-    net = api.resolve_model(str(tiny_weights))
-    x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
-    with torch.no_grad():
-        y_hat = torch.round(4 * net.analyse(x, 3.0)[0])
+    net, x, y, _ = _tiny_latents(tiny_weights)
+    y_hat = torch.round(y)
     error, distortion = _linearised_at(net, x, y_hat, 60, 90)  # a cropped image: the padding does not count
     point = y_hat.clone().requires_grad_(True)
     true = _pixel_error(net.g_s(point), x, 60, 90)
