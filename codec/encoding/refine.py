@@ -12,7 +12,9 @@ random mix of its floor and ceiling whose temperature falls over the iterations,
 optimiser sees the quantisation it will meet. Every ``check_every`` steps the latents are
 rounded and the true objective is measured; the best rounded latents found (the starting
 point included) are what gets coded. The decoder, the entropy model and the file format are
-untouched: a refined file decodes with any decoder of the model.
+untouched: a refined file decodes with any decoder of the model. A schedule's first
+``cheap_steps`` steps use a cheap stand-in for the decoder, built at each check
+(:func:`_linearised_at`), where the model offers one (``linearised_distortion``).
 
 The result is deterministic for a given image, model, quality and number of steps: the
 Gumbel noise comes from a generator seeded by :data:`SEED`, and the caller pins the thread
