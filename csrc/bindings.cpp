@@ -87,8 +87,7 @@ py::bytes encode(const py::handle& symbols, const py::handle& indexes, const cod
   const int64_t n = idx.shape(0);
   check_same_length(sym, n);
   std::vector<uint8_t> out;
-  std::string err;
-  err = codec_py::without_gil([&] { return codec_rc::encode(ptr(sym), ptr(idx), n, tables, out); });
+  const std::string err = codec_py::without_gil([&] { return codec_rc::encode(ptr(sym), ptr(idx), n, tables, out); });
   if (!err.empty()) throw py::value_error(err);
   return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
 }
@@ -121,8 +120,7 @@ py::array_t<int32_t> decode(const py::handle& data, const py::handle& indexes, c
   int32_t* dst = out.mutable_data();
   const auto* bytes = static_cast<const uint8_t*>(view.view.buf);
   const int64_t size = view.view.len;
-  std::string err;
-  err = codec_py::without_gil([&] { return codec_rc::decode(bytes, size, ptr(idx), n, tables, dst); });
+  const std::string err = codec_py::without_gil([&] { return codec_rc::decode(bytes, size, ptr(idx), n, tables, dst); });
   if (!err.empty()) throw py::value_error(err);
   return out;
 }
@@ -167,8 +165,7 @@ py::list encode_substreams(const py::handle& symbols, const py::handle& indexes,
   const std::vector<int64_t> b = checked_bounds(bounds, n, threads);
   const int64_t n_threads = thread_count(threads);
   std::vector<std::vector<uint8_t>> out;
-  std::string err;
-  err = codec_py::without_gil(
+  const std::string err = codec_py::without_gil(
       [&] { return codec_rc::encode_substreams(ptr(sym), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads, out); });
   if (!err.empty()) throw py::value_error(err);
   py::list result;
@@ -203,8 +200,7 @@ py::array_t<int32_t> decode_substreams(const py::handle& data, const py::handle&
   }
   py::array_t<int32_t> out(n);
   int32_t* dst = out.mutable_data();
-  std::string err;
-  err = codec_py::without_gil([&] {
+  const std::string err = codec_py::without_gil([&] {
     return codec_rc::decode_substreams(ptrs.data(), sizes.data(), ptr(idx), n, b.data(), int64_t(b.size()), tables, n_threads,
                                        dst);
   });

@@ -146,12 +146,11 @@ def test_relaxed_parameters_give_its_bits(architecture):
 
     from codec.models.weights import build_model
     from conftest import TINY_WALLOC
+    from test_walloc_cc import CONFIGS
 
     torch.manual_seed(1)
     name, _, kind = architecture.partition(" ")
-    extra = {"slices": dict(slices=4, slice_hidden=8, slice_kernel=3),
-             "checkerboard": dict(slices=2, slice_hidden=8, slice_kernel=3, checkerboard=True)}.get(kind, {})
-    net = build_model(name, dict(TINY_WALLOC, **extra)).eval()
+    net = build_model(name, CONFIGS.get(kind, TINY_WALLOC)).eval()
     x = torch.from_numpy(_image(64, 96)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         y, z = net.analyse(x, 3.0)

@@ -248,15 +248,15 @@ class WaLLoC(VariableRateModel):
         terms are left out). One 1x1 convolution instead of seven 3x3 ones and the synthesis,
         forward and backward."""
         body = self.decoder.body(y)
-        x_hat = self.wpt.synthesis(self.decoder.linear(y) + body) + 0.5
-        target = self.coefficients(x) - body.detach()
-        weights = (self._subband_energies() / target[0].numel()).view(1, -1)
-
+        x_hat = self.wpt.synthesis(self.decoder.linear(y) + body) + 0.5  # _synthesise, the body kept
+        coefficients = self.coefficients(x)
+        weights = (self._subband_energies() / coefficients[0].numel()).view(1, -1)
+        # What the linear path must output: the coefficients less the held body and the bias.
+        residual = (coefficients - body.detach()).flatten(2) - self.decoder.linear.bias.view(-1, 1)
         weight = self.decoder.linear.weight.flatten(1)
-        target = target.flatten(2) - self.decoder.linear.bias.view(-1, 1)
 
         def mse(v: torch.Tensor) -> torch.Tensor:  # the 1x1 convolution as a product: faster here
-            return ((weight @ v.flatten(2) - target).pow(2).sum(2) * weights).sum(1)
+            return ((weight @ v.flatten(2) - residual).pow(2).sum(2) * weights).sum(1)
         return x_hat, mse
 
     def _subband_energies(self) -> torch.Tensor:
