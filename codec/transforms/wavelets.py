@@ -23,6 +23,8 @@ inverse. Everything is batched, runs on any device and is differentiable.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -133,9 +135,8 @@ class WaveletPacket2D(nn.Module):
             padded = _periodic_pad(F.pixel_unshuffle(x, 2), self.pad_before, self.pad_after)
         else:
             before, after = 2 * self.pad_before, 2 * self.pad_after
-            rows = _whole_sample_symmetric(torch.arange(-before, h + after, device=x.device), h)
-            cols = _whole_sample_symmetric(torch.arange(-before, w + after, device=x.device), w)
-            padded = F.pixel_unshuffle(x.index_select(-2, rows).index_select(-1, cols), 2)
+            rows = _extend(x, -2, before, after, _whole_sample_symmetric)
+            padded = F.pixel_unshuffle(_extend(rows, -1, before, after, _whole_sample_symmetric), 2)
         y = F.conv2d(padded, self.analysis_kernel.to(x.dtype))
         return y.reshape(b, c * 4, h // 2, w // 2)
 
@@ -176,13 +177,28 @@ class WaveletPacket2D(nn.Module):
         """Pad the four sub-bands [cA, cH, cV, cD] of a level as the analysis of the mirrored
         image would have continued them: along each axis, low-pass bands by one rule and
         high-pass bands by the other (cH is high-pass along H, cV along W)."""
-        h2, w2 = y.shape[-2:]
-        rows = torch.arange(-self.pad_before, h2 + self.pad_after, device=y.device)
-        cols = torch.arange(-self.pad_before, w2 + self.pad_after, device=y.device)
-        row_maps = (_low_pass_extension(rows, h2), _high_pass_extension(rows, h2))
-        col_maps = (_low_pass_extension(cols, w2), _high_pass_extension(cols, w2))
-        bands = [y[:, k:k + 1].index_select(-2, row_maps[k % 2]).index_select(-1, col_maps[k // 2]) for k in range(4)]
+        before, after = self.pad_before, self.pad_after
+        extensions = (_low_pass_extension, _high_pass_extension)
+        bands = [_extend(_extend(y[:, k:k + 1], -2, before, after, extensions[k % 2]), -1, before, after,
+                         extensions[k // 2]) for k in range(4)]
         return torch.cat(bands, dim=1)
+
+
+def _extend(x: torch.Tensor, dim: int, before: int, after: int,
+            extension: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    """``x`` with ``before`` samples in front and ``after`` behind along ``dim``, sample ``i``
+    (outside ``range(size)``) taken from ``extension(i, size)``: what ``index_select`` with
+    the whole index map gives (the extensions map the inside to itself), but the inside is
+    copied as one block, several times faster than a gather along the last dim."""
+    size = x.shape[dim]
+    head = extension(torch.arange(-before, 0, device=x.device), size)
+    tail = extension(torch.arange(size, size + after, device=x.device), size)
+    return torch.cat([x.index_select(dim, head), x, x.index_select(dim, tail)], dim)
+
+
+def _periodic(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indexes into ``range(size)`` of the signal repeated periodically."""
+    return index % size
 
 
 def _whole_sample_symmetric(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -215,8 +231,5 @@ def _periodic_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     """Periodic padding of the last two dims; handles pads longer than the signal."""
     if left == 0 and right == 0:
         return x
-    h, w = x.shape[-2:]
-    rows = torch.arange(-left, h + right, device=x.device) % h
-    cols = torch.arange(-left, w + right, device=x.device) % w
-    return x.index_select(-2, rows).index_select(-1, cols)
+    return _extend(_extend(x, -2, left, right, _periodic), -1, left, right, _periodic)
 
