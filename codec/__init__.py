@@ -16,7 +16,7 @@ __all__ = ["encode", "decode", "__version__"]
 
 def encode(image: Any, model: str = "walloc", quality: float | None = None, device: str = "cpu", *,
            bpp: float | None = None, size: int | str | None = None, psnr: float | None = None,
-           best_effort: bool = False, effort: int = 0, progress: bool = False) -> bytes:
+           best_effort: bool = False, effort: int = 0, progress: bool = False, threads: int | None = None) -> bytes:
     """Compress an image (PIL image, numpy array or file path) into a self-describing bitstream.
 
     ``model`` is a shipped model name (``codec models``) or a ``.safetensors`` weights file.
@@ -26,13 +26,16 @@ def encode(image: Any, model: str = "walloc", quality: float | None = None, devi
     InputError, or with ``best_effort`` gives the nearest file and a warning. ``effort``
     (0 = one forward pass, up to 4) refines the latents for this image: a smaller file
     for the same quality at more encoding time (``docs/effort.md``); ``progress`` shows a
-    bar on standard error while it runs.
+    bar on standard error while it runs. ``threads``: CPU threads for the bands of a tall
+    image (default: the cores, at most 2; 1 uses the least memory); the bytes do not depend
+    on it.
     """
     from codec.api import encode as _encode
 
     targets = {k: v for k, v in (("bpp", bpp), ("size", size), ("psnr", psnr)) if v is not None}
     if not targets:
-        return _encode(image, model=model, quality=quality, device=device, effort=effort, progress=progress)
+        return _encode(image, model=model, quality=quality, device=device, effort=effort, progress=progress,
+                       threads=threads)
     from codec.encoding.rate_control import make_target
 
     if quality is not None or len(targets) > 1:
@@ -41,14 +44,15 @@ def encode(image: Any, model: str = "walloc", quality: float | None = None, devi
         raise InputError("give one of quality, bpp, size or psnr")
     (kind, value), = targets.items()
     return _encode(image, model=model, quality=make_target(kind, value, best_effort), device=device,
-                   effort=effort, progress=progress)
+                   effort=effort, progress=progress, threads=threads)
 
 
-def decode(data: bytes, device: str = "cpu", model: str | None = None) -> Any:
+def decode(data: bytes, device: str = "cpu", model: str | None = None, *, threads: int | None = None) -> Any:
     """Decode a bitstream produced by :func:`encode` into a ``PIL.Image.Image``.
 
-    ``model`` is needed only for files coded with a weights file that does not ship.
+    ``model`` is needed only for files coded with a weights file that does not ship;
+    ``threads`` as for :func:`encode` (the pixels do not depend on it).
     """
     from codec.api import decode as _decode
 
-    return _decode(data, device=device, model=model)
+    return _decode(data, device=device, model=model, threads=threads)

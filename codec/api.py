@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from codec import bitstream, zoo
+from codec.band_pool import threads_for_bands
 from codec.entropy import DEFAULT_CODER, get_coder
 from codec.errors import BitstreamError, CodecError, InputError
 from codec.image_io import load_image
@@ -188,15 +189,19 @@ def _encode_image(rgb: np.ndarray, net: VariableRateModel, quality: float | None
     header = _header(net, quality, width, height, grayscale, net.integer_parameters, get_coder(DEFAULT_CODER).id)
     header.pad_right, header.pad_bottom = -width % net.pad_multiple, -height % net.pad_multiple
     dev = next(net.parameters()).device
-    pixels, passes = pixel_rows(rgb, header.pad_right, dev), [0, -1]  # passes over the image, last row asked for
+    pixels = pixel_rows(rgb, header.pad_right, dev)
+    passes: list[int] = []  # first row read by the first read, passes started; bands may be read on threads
+    lock = threading.Lock()
 
     def counted(index: torch.Tensor) -> torch.Tensor:
-        if int(index[0]) < passes[1] - height // 2:  # a new pass over the image starts from the top
-            passes[0] += 1
-            bar.reset()
-            bar.set_description(f"encode, pass {passes[0] + 1}")
-        passes[1] = int(index[-1])
-        bar.update(max(0, min(height, passes[1] + 1) - bar.n))
+        with lock:
+            if not passes:
+                passes[:] = [int(index[0]), 0]
+            elif int(index[0]) == passes[0]:  # a pass over the image reads its first band again
+                passes[1] += 1
+                bar.reset()
+                bar.set_description(f"encode, pass {passes[1] + 1}")
+            bar.update(max(0, min(height, int(index[-1]) + 1) - bar.n))
         return pixels(index)
 
     with memory_errors("encode", width, height), reproducible_threads(dev), \
@@ -215,13 +220,18 @@ def _progress_bar(rows: int, what: str, show: bool) -> Iterator[Any]:
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
-           device: str = "cpu", effort: int = 0, progress: bool = False) -> bytes:
+           device: str = "cpu", effort: int = 0, progress: bool = False, threads: int | None = None) -> bytes:
     """Compress an image (path, encoded bytes, PIL image or numpy array) into one file's bytes.
 
     ``quality`` is a number in the model's range, or a rate-control
     :class:`~codec.encoding.rate_control.Target` (bpp, size or PSNR to meet). ``effort``
     (0 to :data:`codec.encoding.effort.MAX_EFFORT`) trades encoding time for a smaller file.
+    ``threads``: CPU threads for the bands of a tall image (:mod:`codec.band_pool`; None: its
+    default); the bytes do not depend on it.
     """
+    if threads is not None:
+        with threads_for_bands(_thread_count(threads)):
+            return encode(image, model, quality, device, effort, progress)
     from codec.encoding.rate_control import Target, encode_to_target
 
     if isinstance(quality, Target):
@@ -234,6 +244,12 @@ def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float
         x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
         return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale, effort=effort,
                              progress=progress)[0]
+
+
+def _thread_count(threads: Any) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"threads must be an integer of at least 1, got {threads!r}")
+    return threads
 
 
 def check_image_size(width: int, height: int) -> None:
@@ -373,9 +389,13 @@ def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | Va
 
 
 def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | None = None,
-           progress: bool = False) -> Image.Image:
+           progress: bool = False, threads: int | None = None) -> Image.Image:
     """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs); ``progress``
-    shows a bar on standard error when it takes more than a second."""
+    shows a bar on standard error when it takes more than a second; ``threads`` as for
+    :func:`encode` (the pixels do not depend on it)."""
+    if threads is not None:
+        with threads_for_bands(_thread_count(threads)):
+            return decode(data, device, model, progress)
     header, sections = bitstream.unpack(data)
     net = _model_for(header, model, device)
     pixels = _decode_image(net, header, sections, progress)

@@ -2,6 +2,7 @@
 ``-`` for standard input and output, warnings on stderr, timing."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -114,7 +115,23 @@ def status_stream(output: str):
 
 
 def add_device(parser) -> None:
+    """``--device`` and ``--threads``."""
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default cpu)")
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                        help="CPU threads for the bands of a tall image (default: the cores, at most 2); "
+                             "each holds a band's activations, so 1 uses the least memory. "
+                             "The bytes and pixels do not depend on it")
+
+
+def thread_count(text: str) -> int:
+    """An argparse type for --threads: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}")
+    return value
 
 
 def timed(function: Callable, *args, **kwargs):

@@ -233,9 +233,11 @@ def setup(command: str, model: str | None, quality: float | None, device: str, f
         import torch
 
         from codec import api
+        from codec.band_pool import set_band_threads
 
         if in_worker:
             torch.set_num_threads(1)
+            set_band_threads(1)  # the jobs use the cores
         api.check_device(device)
         net = api.resolve_model(model, device) if model is not None else None
         _state.update(command=command, net=net, quality=quality, device=device, format=fmt, effort=effort)

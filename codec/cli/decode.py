@@ -32,7 +32,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from codec.cli.batch import dispatch
 
-    return dispatch("decode", args, decode_one, "files")
+    from codec.band_pool import threads_for_bands
+
+    with threads_for_bands(args.threads):
+        return dispatch("decode", args, decode_one, "files")
 
 
 def decode_one(args: argparse.Namespace) -> int:

@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if target is not None:
         args.quality = target
 
-    return dispatch("encode", args, encode_one, "images")
+    from codec.band_pool import threads_for_bands
+
+    with threads_for_bands(args.threads):
+        return dispatch("encode", args, encode_one, "images")
 
 
 def encode_one(args: argparse.Namespace) -> int:

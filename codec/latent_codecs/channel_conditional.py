@@ -28,6 +28,7 @@ parameters bit for bit on every machine; training (``forward``) uses the float t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from codec.band_pool import Prefetcher
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings
 from codec.latent_codecs.entropy_bottleneck import EntropyBottleneckLatentCodec
 from codec.latent_codecs.gaussian_conditional import GaussianConditionalLatentCodec
@@ -269,7 +271,7 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
             raise ValueError(f"bands must be a multiple of {self.downsampling} rows, got {band_rows}")
 
     def compress_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], shape: tuple[int, int, int],
-                          band_rows: int) -> dict[str, Any]:
+                          band_rows: int, pool: ThreadPoolExecutor | None = None) -> dict[str, Any]:
         """:meth:`compress` of one image whose ``y`` of ``shape`` is given by ``y_rows(first, last)``
         (``[1, C, last - first, W]``, asked for increasing rows, twice: once for ``z``, once to
         code ``y``), a band of ``band_rows`` rows at a time: every group of a band is coded by
@@ -284,6 +286,8 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         shapes = self.shapes(shape, symbols_z.shape[1])
         encoders = [latent.encoder_in_bands(shapes[latent.name]) for latent in self.latents]
         halo = self._band_halo(len(self.groups))
+        feature_rows = Prefetcher(lambda start, stop: self.integer.feature_rows(
+            symbols_z, max(0, start - halo), min(height, stop + halo)), height, band_rows, pool)
         for start in range(0, height, band_rows):
             stop = min(height, start + band_rows)
             first, last = max(0, start - halo), min(height, stop + halo)
@@ -295,7 +299,7 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                 coded[group.transform] = symbols, p[0]
                 return symbols, self.integer.fixed_point(symbols, p[2])
 
-            features = self.integer.feature_rows(symbols_z, first, last).to(y.device)
+            features = feature_rows(start, stop).to(y.device)
             self._walk(y, self._integer_parameters(features), code)
             rows = slice(start - first, stop - first)
             for g, encoder in enumerate(encoders):
@@ -305,7 +309,8 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                                                        for latent, encoder in zip(self.latents, encoders)}},
                 "shapes": {**hyper_out["shapes"], **shapes}}
 
-    def decompress_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int) -> "GroupsInBands":
+    def decompress_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int,
+                            pool: ThreadPoolExecutor | None = None) -> "GroupsInBands":
         """The ``y_hat`` of one image decoded a band of ``band_rows`` rows at a time, as asked
         for (:class:`GroupsInBands`): each group's stream has its
         :class:`~codec.latent_codecs.row_bands.BandedDecoder`, whose parameters of a band read
@@ -317,11 +322,14 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         height = self.latent_shape(shapes)[1]
         halo = self._band_halo(1)
         decoders: list = []
+        # The hyper features of a band (with its halo) are read by every group's parameters.
+        feature_rows = Prefetcher(lambda start, stop: self.integer.feature_rows(
+            symbols_z, max(0, start - halo), min(height, stop + halo)), height, band_rows, pool, uses=len(self.groups))
 
         def parameters_of(group: Group) -> Callable[[int, int], tuple[np.ndarray, ...]]:
             def parameters(start: int, stop: int) -> tuple[np.ndarray, ...]:
                 first, last = max(0, start - halo), min(height, stop + halo)
-                features = self.integer.feature_rows(symbols_z, first, last)
+                features = feature_rows(start, stop)
                 p = self.integer.group_parameters(group.transform, group.slice, features,
                                                   _context(decoders, self, group, first, last))
                 p = tuple(t[..., start - first: stop - first, :] for t in p)

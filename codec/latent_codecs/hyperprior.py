@@ -13,11 +13,13 @@ same on every machine; training (``forward``) always uses the float ``h_s``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
 from torch import nn
 
+from codec.band_pool import Prefetcher
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings
 
 
@@ -137,18 +139,20 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
         return self.latent.decompress(strings, shapes, *self.parameters(hyper_out["y_hat"].to(device)))
 
     def compress_in_bands(self, y_rows: Callable[[int, int], torch.Tensor], shape: tuple[int, int, int],
-                          band_rows: int) -> dict[str, Any]:
+                          band_rows: int, pool: ThreadPoolExecutor | None = None) -> dict[str, Any]:
         """:meth:`compress` of one image whose ``y`` of ``shape`` is given by ``y_rows(first, last)``
         (``[1, C, last - first, W]``, asked for increasing rows, twice: once for ``z``, once to
         code ``y``), with integer parameters, a band of ``band_rows`` rows at a time: the same
-        bytes in the memory of a few bands. ``strings`` and ``shapes`` as :meth:`compress`."""
+        bytes in the memory of a few bands. ``strings`` and ``shapes`` as :meth:`compress`.
+        ``pool``: threads that compute the next bands' parameters (:mod:`codec.band_pool`)."""
         if self.integer is None or self.hyper_halo() is None:
             raise ValueError("coding in bands needs integer parameters and a convolutional h_a")
         hyper_out = self.hyper.compress(self.hyper_latents_in_bands(y_rows, shape[1], band_rows))
         symbols_z, quantize = hyper_out["symbols"], self.latent.gaussian_conditional.quantize
+        parameters = Prefetcher(lambda start, stop: self.integer.rows(symbols_z, start, stop), shape[1], band_rows, pool)
 
         def band(start: int, stop: int) -> tuple:
-            indexes, means = self.integer.rows(symbols_z, start, stop)
+            indexes, means = parameters(start, stop)
             symbols = quantize(y_rows(start, stop), "symbols", means.to(symbols_z.device))
             return symbols[0].cpu().numpy(), indexes[0].cpu().numpy()
 
@@ -156,9 +160,11 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
         return {"strings": {**hyper_out["strings"], self.latent.name: [strings]},
                 "shapes": {**hyper_out["shapes"], self.latent.name: tuple(shape)}}
 
-    def decompress_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int):
+    def decompress_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int,
+                            pool: ThreadPoolExecutor | None = None):
         """The ``y_hat`` of one image as a :class:`~codec.latent_codecs.row_bands.BandedDecoder`
-        (integer parameters): decoded a band of ``band_rows`` rows at a time, as asked for."""
+        (integer parameters): decoded a band of ``band_rows`` rows at a time, as asked for;
+        ``pool``: threads that compute the next bands' parameters (:mod:`codec.band_pool`)."""
         if self.integer is None:
             raise ValueError("decoding in bands needs integer parameters")
         self.latent.check_strings(strings, shapes)
@@ -168,7 +174,8 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
             indexes, means = self.integer.rows(symbols_z, start, stop)
             return indexes[0].cpu().numpy(), means[0].cpu().numpy()
 
-        return self.latent.decoder_in_bands(strings, shapes, band_rows, parameters)
+        rows = self.latent_shape(shapes)[1]
+        return self.latent.decoder_in_bands(strings, shapes, band_rows, Prefetcher(parameters, rows, band_rows, pool))
 
     def update(self, force: bool = False) -> bool:
         updated = self.hyper.update(force=force)

@@ -9,13 +9,16 @@ carries the non-linearity.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codec.band_pool import band_pool, band_threads, submit
 from codec.entropy import DEFAULT_CODER
 from codec.latent_codecs import Shapes, Strings
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
@@ -192,23 +195,29 @@ class WaLLoC(VariableRateModel):
         f = self.wpt.factor
         if not self._codes_in_bands(height // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
-        gain = self.gains.gain(quality)
-        analysed: dict[int, torch.Tensor] = {}  # g_a's bands of y around the rows last asked for
+        gain, rows, band = self.gains.gain(quality), height // f, self.BAND_ROWS
 
-        def y_rows(first: int, last: int) -> torch.Tensor:
-            band = self.BAND_ROWS
-            for k in [k for k in analysed if (k + 1) * band <= first or k * band >= last + band]:
-                del analysed[k]
-            parts = []
-            for k in range(first // band, (last - 1) // band + 1):
-                start, stop = k * band, min(height // f, (k + 1) * band)
-                if k not in analysed:
-                    analysed[k] = self._analysis_band(pixels, height, start, stop) * gain
-                parts.append(analysed[k][..., max(first, start) - start: min(last, stop) - start, :])
-            return torch.cat(parts, dim=-2) if len(parts) > 1 else parts[0]
+        def analyse(k: int) -> torch.Tensor:
+            return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band)) * gain
 
         codec = self.build_latent_codec(coder, True)
-        return codec.compress_in_bands(y_rows, (self.latent_channels, height // f, width // f), self.CODING_ROWS)
+        with band_pool() as pool:
+            analysed: dict[int, Future] = {}  # g_a's bands of y around the rows last asked for, and the next ones
+            ahead = band_threads() if pool is not None else 0
+
+            def y_rows(first: int, last: int) -> torch.Tensor:
+                needed = range(first // band, (last - 1) // band + 1)
+                wanted = range(needed.start, min((rows - 1) // band, needed.stop - 1 + ahead) + 1)
+                for k in [k for k in analysed if k not in wanted]:
+                    analysed.pop(k).cancel()
+                for k in wanted:
+                    if k not in analysed:
+                        analysed[k] = submit(pool, analyse, k)
+                parts = [analysed[k].result()[..., max(first, k * band) - k * band: min(last, (k + 1) * band) - k * band, :]
+                         for k in needed]
+                return torch.cat(parts, dim=-2) if len(parts) > 1 else parts[0]
+
+            return codec.compress_in_bands(y_rows, (self.latent_channels, rows, width // f), self.CODING_ROWS, pool)
 
     @torch.inference_mode()
     def decompress_image(self, strings: Strings, shapes: Shapes, quality: float, write: Callable[[int, torch.Tensor], None],
@@ -221,18 +230,32 @@ class WaLLoC(VariableRateModel):
         shape = codec.latent_shape(shapes) if hasattr(codec, "decompress_in_bands") else ()
         if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
-        latents = codec.decompress_in_bands(strings, shapes, self.CODING_ROWS)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
-        rows, f = shape[1], self.wpt.factor
-        for start in range(0, rows, self.BAND_ROWS):
-            stop = min(rows, start + self.BAND_ROWS)
-            write(start * f, self._band(lambda a, b: latents.rows(a, b).to(device) * inverse, rows, start, stop))
-            latents.release(stop - sum(self.synthesis_halo))
+        rows, f, halo = shape[1], self.wpt.factor, sum(self.synthesis_halo)
 
-    #: Latent rows per band of :meth:`g_s` (1,024 pixel rows). A constant, so that the pixels
-    #: decoded from a file never depend on the machine; the halo rows cost about 17 % more
-    #: decoder work on images taller than the band, and save the memory of all the rows at once.
-    BAND_ROWS = 128
+        def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
+            return self._band(lambda a, b: y[..., a - first:b - first, :], rows, start, stop)
+
+        with band_pool() as pool:
+            latents = codec.decompress_in_bands(strings, shapes, self.CODING_ROWS, pool)
+            in_flight = band_threads() if pool is not None else 0
+            synthesising: deque[tuple[int, Future]] = deque()  # (first pixel row, pixels) of bands, in order
+            for start in range(0, rows, self.BAND_ROWS):  # the latents decoded here, the pixels on the pool
+                stop = min(rows, start + self.BAND_ROWS)
+                first = max(0, start - halo)
+                y = latents.rows(first, min(rows, stop + halo)).to(device) * inverse
+                latents.release(stop - halo)
+                synthesising.append((start * f, submit(pool, synthesise, y, first, start, stop)))
+                while len(synthesising) > in_flight or (synthesising and stop == rows):
+                    row, pixels = synthesising.popleft()
+                    write(row, pixels.result())
+
+    #: Latent rows per band of :meth:`g_a` and :meth:`g_s` (512 pixel rows). A constant, so that
+    #: the pixels decoded from a file never depend on the machine (other bands may round a
+    #: float differently); the halo rows cost about 34 % more decoder work on images taller
+    #: than the band, and save the memory of all the rows at once: with bands on two threads
+    #: (:mod:`codec.band_pool`), about that of one band of twice the rows.
+    BAND_ROWS = 64
 
     def _synthesise(self, y: torch.Tensor) -> torch.Tensor:
         return self.wpt.synthesis(self.decoder(y)) + 0.5
