@@ -74,6 +74,7 @@ def tall_image_coding(monkeypatch, tmp_path):
     monkeypatch.setattr(gaussian_conditional, "latent_bounds",
                         functools.partial(substreams.latent_bounds, target_symbols=64))
     monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
+    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 0)
     monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
     return api.resolve_model(str(path))
 

@@ -23,6 +23,7 @@ def test_bands_agree_with_the_whole_image(model, monkeypatch, band, shape):
     with torch.inference_mode():
         whole = model._synthesise(y)
         monkeypatch.setattr(type(model), "BAND_ROWS", band)
+        monkeypatch.setattr(type(model), "WHOLE_IMAGE_ROWS", 0)
         banded = model.g_s(y)
     assert banded.shape == whole.shape
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
@@ -34,6 +35,7 @@ def test_the_halo_is_needed_and_enough(model, monkeypatch):
     decoder, wavelet = model.synthesis_halo
     assert (decoder, wavelet) == (3, 4)  # 1 + 2 x 1 residual block; 2 + 1 + 0.5 rounded up
     monkeypatch.setattr(type(model), "BAND_ROWS", 8)
+    monkeypatch.setattr(type(model), "WHOLE_IMAGE_ROWS", 0)
     with torch.inference_mode():
         whole = model._synthesise(y)
         for short in ((decoder - 1, wavelet), (decoder, wavelet - 1)):
@@ -43,6 +45,7 @@ def test_the_halo_is_needed_and_enough(model, monkeypatch):
 
 def test_training_and_short_images_take_the_whole_image_path(model, monkeypatch):
     monkeypatch.setattr(type(model), "BAND_ROWS", 8)
+    monkeypatch.setattr(type(model), "WHOLE_IMAGE_ROWS", 0)
     calls = []
     monkeypatch.setattr(type(model), "_band", lambda self, *a: calls.append(a))
     with torch.inference_mode():
@@ -58,6 +61,7 @@ def test_analysis_bands_agree_with_the_whole_image(model, monkeypatch, band, sha
     with torch.inference_mode():
         whole = model.encoder(model.coefficients(x))
         monkeypatch.setattr(type(model), "BAND_ROWS", band)
+        monkeypatch.setattr(type(model), "WHOLE_IMAGE_ROWS", 0)
         banded = model.g_a(x)
     torch.testing.assert_close(banded, whole, rtol=0, atol=1e-5)
 
@@ -66,6 +70,7 @@ def test_the_analysis_halo_is_needed(model, monkeypatch):
     x = torch.rand(1, 3, 512, 64)
     assert model.analysis_halo == 4  # 4 samples at each of 3 levels: 4 + 8 + 16 = 28 pixels
     monkeypatch.setattr(type(model), "BAND_ROWS", 8)
+    monkeypatch.setattr(type(model), "WHOLE_IMAGE_ROWS", 0)
     with torch.inference_mode():
         whole = model.encoder(model.coefficients(x))
         monkeypatch.setattr(type(model), "analysis_halo", property(lambda self: 3))
@@ -82,6 +87,7 @@ def test_a_symmetric_border_model_codes_real_files(tmp_path, monkeypatch):
     path = tmp_path / "sym.safetensors"
     save_weights(build_model("walloc", config), path, architecture="walloc", config=config)
     monkeypatch.setattr(type(build_model("walloc", config)), "BAND_ROWS", 8)
+    monkeypatch.setattr(type(build_model("walloc", config)), "WHOLE_IMAGE_ROWS", 0)
     x = torch.rand(1, 3, 40 * 8 + 5, 48)  # 41 latent rows after padding: several bands
     data = api.encode_tensor(x, str(path), 3.0)
     decoded = api.decode_to_tensor(data, model=str(path))
@@ -109,6 +115,7 @@ def banded_coding(monkeypatch, tmp_path):
     monkeypatch.setattr(gaussian_conditional, "latent_bounds",
                         functools.partial(substreams.latent_bounds, target_symbols=64))
     monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
+    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 0)
     monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
     calls = []
     for name in ("compress_in_bands", "decompress_in_bands"):

@@ -106,6 +106,7 @@ def cc_banded(tiny_weights, tmp_path, monkeypatch):
     save_weights(_cc_from(tiny_weights, perturb=0.2, config=TINY_CB), path, architecture="walloc-cc", config=config)
     monkeypatch.setattr(gaussian_conditional, "latent_bounds", functools.partial(substreams.latent_bounds, target_symbols=64))
     monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
+    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 0)
     monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
     calls = []
     for name in ("compress_in_bands", "decompress_in_bands"):

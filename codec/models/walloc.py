@@ -119,11 +119,11 @@ class WaLLoC(VariableRateModel):
         return self.wpt.analysis(x - 0.5)
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> latents. Without gradients, an image taller than :attr:`BAND_ROWS` latent
-        rows plus the halos is analysed in bands of rows (:meth:`_analysis_band`), as :meth:`g_s`
+        """Image -> latents. Without gradients, an image taller than :attr:`WHOLE_IMAGE_ROWS`
+        latent rows (and a band plus the halos) is analysed in bands of rows (:meth:`_analysis_band`), as :meth:`g_s`
         synthesises."""
         rows = x.shape[-2] // self.wpt.factor
-        if torch.is_grad_enabled() or rows <= self.BAND_ROWS + 2 * self.analysis_halo:
+        if torch.is_grad_enabled() or rows <= self._whole_image_rows(self.analysis_halo):
             return self.encoder(self.coefficients(x))
         out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // self.wpt.factor)
         pixels = lambda index: x.index_select(-2, index.to(x.device))  # noqa: E731
@@ -155,13 +155,13 @@ class WaLLoC(VariableRateModel):
         return math.ceil(sum(reach * 2**level for level in range(self.wpt.levels)) / self.wpt.factor)
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
-        """Latents -> image. Without gradients, an image taller than :attr:`BAND_ROWS` latent
-        rows plus the halos is synthesised in bands of rows (:meth:`_band`): the memory of the
+        """Latents -> image. Without gradients, an image taller than :attr:`WHOLE_IMAGE_ROWS`
+        latent rows (and a band plus the halos) is synthesised in bands of rows (:meth:`_band`): the memory of the
         intermediate activations is then that of one band, and the result is the whole-image
         computation's up to float rounding (the same arithmetic on other tensor shapes)."""
         rows, cols = y.shape[-2:]
         band = self.BAND_ROWS
-        if torch.is_grad_enabled() or rows <= band + 2 * sum(self.synthesis_halo):
+        if torch.is_grad_enabled() or rows <= self._whole_image_rows(sum(self.synthesis_halo)):
             return self._synthesise(y)
         f = self.wpt.factor
         out = y.new_empty(y.shape[0], 3, rows * f, cols * f)
@@ -178,10 +178,10 @@ class WaLLoC(VariableRateModel):
         """Whether :meth:`compress_image` / :meth:`decompress_image` work in bands for ``rows``
         latent rows: with integer parameters, symmetric borders and an entropy model that codes
         in bands (``compress_in_bands`` / ``decompress_in_bands``: the mean-scale hyperprior,
-        walloc-cc's context model), for images taller than a band."""
+        walloc-cc's context model), for images taller than :meth:`_whole_image_rows`."""
         integer = self.integer_parameters if integer is None else integer
         halo = max(self.analysis_halo, sum(self.synthesis_halo))
-        if not integer or self.wpt.boundary != "symmetric" or rows <= self.BAND_ROWS + 2 * halo:
+        if not integer or self.wpt.boundary != "symmetric" or rows <= self._whole_image_rows(halo):
             return False
         return hasattr(self.build_latent_codec(integer=False), "compress_in_bands")
 
@@ -249,6 +249,15 @@ class WaLLoC(VariableRateModel):
                 while len(synthesising) > in_flight or (synthesising and stop == rows):
                     row, pixels = synthesising.popleft()
                     write(row, pixels.result())
+
+    #: Images of at most this many latent rows (1,200 pixel rows: all of Kodak) are analysed,
+    #: synthesised and coded whole, as before bands existed: faster on small images, and
+    #: their files and pixels unchanged.
+    WHOLE_IMAGE_ROWS = 150
+
+    def _whole_image_rows(self, halo: int) -> int:
+        """Most latent rows of an image taken whole by a banded transform of ``halo`` rows."""
+        return max(self.WHOLE_IMAGE_ROWS, self.BAND_ROWS + 2 * halo)
 
     #: Latent rows per band of :meth:`g_a` and :meth:`g_s` (512 pixel rows). A constant, so that
     #: the pixels decoded from a file never depend on the machine (other bands may round a
