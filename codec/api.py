@@ -140,7 +140,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
         with torch.inference_mode():
             y, z = net.analyse(x, quality)
         if schedule is not None:
-            y, z = refine.refine_latents(net, x, y, z, quality, schedule, height, width, progress=progress)
+            y, z = refine.refine_in_tiles(net, x, y, z, quality, schedule, height, width, progress=progress)
         with torch.inference_mode():
             out = net.compress_latents(y, z, coder=coder, integer=integer)
     return [_pack(header, out, i) for i in range(len(x))]

@@ -44,6 +44,36 @@ def test_refinement_lowers_the_rd_cost_and_decodes(tiny_weights):
     assert decoded.size == (image.shape[1], image.shape[0])
 
 
+def test_large_images_are_refined_in_tiles_alike_on_any_thread_count(tiny_weights, monkeypatch):
+    """Above WHOLE_AREA latents the refinement runs tile by tile (here 3 x 4 tiles of 8 latents
+    with a halo of 4), on the band pool: cheaper files than effort 0, the same bytes with one
+    thread or two, and the tiles really refined on the pool's threads."""
+    import threading
+
+    from codec.encoding import refine
+
+    monkeypatch.setattr(refine, "WHOLE_AREA", 0)
+    monkeypatch.setattr(refine, "TILE", 8)
+    monkeypatch.setattr(refine, "TILE_HALO", 4)
+    shapes, names = [], set()
+    original = refine.refine_latents
+
+    def recording(model, x, y, *args, **kwargs):
+        shapes.append(tuple(y.shape[-2:]))
+        names.add(threading.current_thread().name)
+        return original(model, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(refine, "refine_latents", recording)
+    image = _image(height=190, width=250, seed=11)  # 24 x 32 latents after padding
+    plain = codec.encode(image, model=str(tiny_weights), quality=3)
+    one = codec.encode(image, model=str(tiny_weights), quality=3, effort=2, threads=1)
+    assert len(shapes) == 12 and max(shapes) == (16, 16) and names == {threading.current_thread().name}
+    names.clear()
+    assert codec.encode(image, model=str(tiny_weights), quality=3, effort=2, threads=2) == one
+    assert names and all(name.startswith("codec-band") for name in names)
+    assert _rd_cost(image, one, tiny_weights) < _rd_cost(image, plain, tiny_weights)
+
+
 def test_refinement_is_deterministic(tiny_weights):
     image = _image(seed=5)
     first = codec.encode(image, model=str(tiny_weights), quality=2.5, effort=1)

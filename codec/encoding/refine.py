@@ -223,3 +223,59 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
             bar.update()
         bar.close()
     return best_y, best_z
+
+
+#: Images of at most this many latents per channel (150 x 150: 1,200 x 1,200 pixels for
+#: walloc; all of Kodak) are refined whole; larger ones in tiles (:func:`refine_in_tiles`).
+WHOLE_AREA = 150 * 150
+#: Latent rows (and columns) of a tile's own latents, and of the halo around it.
+TILE, TILE_HALO = 96, 16
+
+
+def refine_in_tiles(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: float,
+                    schedule: Schedule, height: int | None = None, width: int | None = None,
+                    progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`refine_latents` of a large image in tiles of :data:`TILE` x :data:`TILE` latents,
+    each refined as an image of its own with :data:`TILE_HALO` latents of context around it
+    (kept only for its own latents), on the band pool's threads (:mod:`codec.band_pool`):
+    the memory of two tiles instead of the whole image's, whatever its size. Each tile is
+    seeded alike and computed on one thread, so the result does not depend on the threads.
+    Images of at most :data:`WHOLE_AREA` latents per channel, or a model whose hyper-latents
+    are not a fixed subsampling of ``y`` (``downsampling``), are refined whole."""
+    from tqdm import tqdm
+
+    from codec.band_pool import band_pool, submit
+
+    rows, cols = y.shape[-2:]
+    d = getattr(model.build_latent_codec(integer=False), "downsampling", None)
+    if rows * cols <= WHOLE_AREA or d is None or TILE % d or TILE_HALO % d or rows % d or cols % d:
+        return refine_latents(model, x, y, z, quality, schedule, height, width, progress)
+    f = x.shape[-2] // rows
+    height = x.shape[-2] if height is None else height
+    width = x.shape[-1] if width is None else width
+    y, z = y.detach(), z.detach()  # every tile starts from these (never written)
+    y_out, z_out = y.clone(), z.clone()
+
+    def refine_tile(top: int, left: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r0, r1 = max(0, top - TILE_HALO), min(rows, top + TILE + TILE_HALO)
+        c0, c1 = max(0, left - TILE_HALO), min(cols, left + TILE + TILE_HALO)
+        x_tile = x[..., r0 * f:r1 * f, c0 * f:c1 * f]
+        real_rows = min(max(height - r0 * f, 1), (r1 - r0) * f)  # the padding below the image stays out of the error
+        real_cols = min(max(width - c0 * f, 1), (c1 - c0) * f)
+        y_tile, z_tile = refine_latents(model, x_tile, y[..., r0:r1, c0:c1], z[..., r0 // d:r1 // d, c0 // d:c1 // d],
+                                        quality, schedule, real_rows, real_cols)
+        own_rows, own_cols = slice(top - r0, min(rows, top + TILE) - r0), slice(left - c0, min(cols, left + TILE) - c0)
+        z_rows = slice((top - r0) // d, (min(rows, top + TILE) - r0) // d)
+        z_cols = slice((left - c0) // d, (min(cols, left + TILE) - c0) // d)
+        return y_tile[..., own_rows, own_cols], z_tile[..., z_rows, z_cols]
+
+    tiles = [(top, left) for top in range(0, rows, TILE) for left in range(0, cols, TILE)]
+    with _frozen(model), band_pool() as pool, tqdm(total=len(tiles), desc="refining latents (tiles)", unit="tile",
+                                                   file=sys.stderr, disable=not progress, leave=False, delay=1.0) as bar:
+        futures = [(top, left, submit(pool, refine_tile, top, left)) for top, left in tiles]
+        for top, left, future in futures:
+            y_tile, z_tile = future.result()
+            y_out[..., top:top + y_tile.shape[-2], left:left + y_tile.shape[-1]] = y_tile
+            z_out[..., top // d:top // d + z_tile.shape[-2], left // d:left // d + z_tile.shape[-1]] = z_tile
+            bar.update()
+    return y_out, z_out
