@@ -37,19 +37,21 @@ def default_threads() -> int:
     return max(1, min(cores, MAX_THREADS))
 
 
-def set_band_threads(threads: int | None) -> None:
-    """Band pools made from now on in this context use ``threads`` threads (None: the default)."""
+def _checked(threads: int | None) -> int | None:
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    _threads.set(threads)
+    return threads
+
+
+def set_band_threads(threads: int | None) -> None:
+    """Band pools made from now on in this context use ``threads`` threads (None: the default)."""
+    _threads.set(_checked(threads))
 
 
 @contextmanager
 def threads_for_bands(threads: int | None) -> Iterator[None]:
     """Band pools made inside use ``threads`` threads (None: :func:`default_threads`)."""
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    token = _threads.set(threads)
+    token = _threads.set(_checked(threads))
     try:
         yield
     finally:

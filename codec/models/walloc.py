@@ -119,8 +119,8 @@ class WaLLoC(VariableRateModel):
         return self.wpt.analysis(x - 0.5)
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> latents. Without gradients, an image taller than :attr:`WHOLE_IMAGE_ROWS`
-        latent rows (and a band plus the halos) is analysed in bands of rows (:meth:`_analysis_band`), as :meth:`g_s`
+        """Image -> latents. Without gradients, an image taller than :meth:`_whole_image_rows`
+        latent rows is analysed in bands of rows (:meth:`_analysis_band`), as :meth:`g_s`
         synthesises."""
         rows = x.shape[-2] // self.wpt.factor
         if torch.is_grad_enabled() or rows <= self._whole_image_rows(self.analysis_halo):
@@ -155,8 +155,8 @@ class WaLLoC(VariableRateModel):
         return math.ceil(sum(reach * 2**level for level in range(self.wpt.levels)) / self.wpt.factor)
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
-        """Latents -> image. Without gradients, an image taller than :attr:`WHOLE_IMAGE_ROWS`
-        latent rows (and a band plus the halos) is synthesised in bands of rows (:meth:`_band`): the memory of the
+        """Latents -> image. Without gradients, an image taller than :meth:`_whole_image_rows`
+        latent rows is synthesised in bands of rows (:meth:`_band`): the memory of the
         intermediate activations is then that of one band, and the result is the whole-image
         computation's up to float rounding (the same arithmetic on other tensor shapes)."""
         rows, cols = y.shape[-2:]
@@ -256,7 +256,8 @@ class WaLLoC(VariableRateModel):
     WHOLE_IMAGE_ROWS = 150
 
     def _whole_image_rows(self, halo: int) -> int:
-        """Most latent rows of an image taken whole by a banded transform of ``halo`` rows."""
+        """Most latent rows of an image taken whole by a banded transform of ``halo`` rows
+        (:attr:`WHOLE_IMAGE_ROWS`, or more if a band and its halos would not be fewer rows)."""
         return max(self.WHOLE_IMAGE_ROWS, self.BAND_ROWS + 2 * halo)
 
     #: Latent rows per band of :meth:`g_a` and :meth:`g_s` (512 pixel rows). A constant, so that
