@@ -1,6 +1,5 @@
 """Bands of one image on several threads (codec.band_pool): the same bytes and pixels as on
 one thread, the work really on the pool's threads, and the thread count checked."""
-import functools
 import subprocess
 import sys
 import threading
@@ -8,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_WALLOC
 
 from codec.band_pool import Prefetcher, band_pool, band_threads, default_threads, threads_for_bands
 
@@ -55,28 +53,12 @@ def test_a_band_read_by_several_consumers_is_computed_once(threads):
 
 
 @pytest.fixture
-def tall_image_coding(monkeypatch, tmp_path):
-    """A tiny symmetric walloc whose files of a few hundred pixel rows are coded in bands of 8
-    latent rows (parameters in bands of 4, substreams of about 64 values)."""
+def tall_image_coding(banded_coding):
+    """test_walloc_bands' tiny symmetric walloc coded in bands of 8 latent rows (parameters
+    in bands of 4, substreams of about 64 values), as a model."""
     from codec import api
-    from codec.entropy import substreams
-    from codec.latent_codecs import gaussian_conditional
-    from codec.models.walloc import WaLLoC
-    from codec.models.weights import build_model, save_weights
 
-    torch.manual_seed(0)
-    config = dict(TINY_WALLOC, boundary="symmetric")
-    net = build_model("walloc", config).eval()
-    for p in net.decoder.parameters():  # an untrained decoder's residual path is tiny; make it count
-        p.data.normal_(0, 0.3)
-    path = tmp_path / "tiny-sym.safetensors"
-    save_weights(net, path, architecture="walloc", config=config)
-    monkeypatch.setattr(gaussian_conditional, "latent_bounds",
-                        functools.partial(substreams.latent_bounds, target_symbols=64))
-    monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
-    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 0)
-    monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
-    return api.resolve_model(str(path))
+    return api.resolve_model(banded_coding[0])
 
 
 @pytest.mark.parametrize("size", [(233, 64), (321, 18)])

@@ -94,36 +94,6 @@ def test_a_symmetric_border_model_codes_real_files(tmp_path, monkeypatch):
     assert decoded.shape == x.shape and torch.isfinite(decoded).all()
 
 
-@pytest.fixture
-def banded_coding(monkeypatch, tmp_path):
-    """A symmetric tiny walloc with integer parameters whose files of a few hundred pixels
-    are coded in bands (8 latent rows, parameters in bands of 4), and ``y`` substreams of
-    about 64 values, so that substreams run across bands and across channels."""
-    import functools
-
-    from codec.entropy import substreams
-    from codec.latent_codecs import gaussian_conditional
-    from codec.latent_codecs.hyperprior import HyperpriorLatentCodec
-    from codec.models.weights import save_weights
-    from codec.models.walloc import WaLLoC
-
-    torch.manual_seed(0)
-    config = dict(TINY_WALLOC, boundary="symmetric")
-    net = build_model("walloc", config).eval()
-    path = tmp_path / "tiny-sym.safetensors"
-    save_weights(net, path, architecture="walloc", config=config)
-    monkeypatch.setattr(gaussian_conditional, "latent_bounds",
-                        functools.partial(substreams.latent_bounds, target_symbols=64))
-    monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
-    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 0)
-    monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
-    calls = []
-    for name in ("compress_in_bands", "decompress_in_bands"):
-        method = getattr(HyperpriorLatentCodec, name)
-        monkeypatch.setattr(HyperpriorLatentCodec, name, lambda self, *a, _m=method, _n=name: calls.append(_n) or _m(self, *a))
-    return str(path), calls
-
-
 @pytest.mark.parametrize("size", [(200, 37), (233, 64), (321, 18)])
 @pytest.mark.parametrize("grayscale", [False, True])
 def test_coding_in_bands_gives_the_whole_image_bytes_and_pixels(banded_coding, size, grayscale):

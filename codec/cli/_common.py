@@ -117,21 +117,25 @@ def status_stream(output: str):
 def add_device(parser) -> None:
     """``--device`` and ``--threads``."""
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default cpu)")
-    parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
+    parser.add_argument("--threads", type=count_of("threads", "--threads"), default=None, metavar="N",
                         help="CPU threads for the bands of a tall image (default: the cores, at most 2); "
                              "each holds a band's activations, so 1 uses the least memory. "
                              "The bytes and pixels do not depend on it")
 
 
-def thread_count(text: str) -> int:
-    """An argparse type for --threads: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 1, got {text!r}")
-    return value
+def count_of(what: str, option: str) -> Callable[[str], int]:
+    """An argparse type for a count of at least 1 (``--jobs``, ``--threads``): exit status 2
+    with a one-line message otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number of {what} {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be at least 1, got {value}")
+        return value
+
+    return parse
 
 
 def timed(function: Callable, *args, **kwargs):

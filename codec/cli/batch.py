@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.cli._common import BITSTREAM_SUFFIX, STDIO
+from codec.cli._common import BITSTREAM_SUFFIX, STDIO, count_of
 from codec.errors import CodecWarning, InputError
 
 #: Options that only mean something with ``-o OUTDIR`` (name as given on the command line, attribute).
@@ -46,7 +46,7 @@ def add_batch_options(parser, kind: str) -> None:
                              "before any work. A file that fails is listed at the end (exit status 1); the "
                              "others are still written. The total's files/s is over the whole run, model "
                              "loading included")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=count_of("jobs", "--jobs"), default=None, metavar="N",
                         help="batch mode: code N files at once in N worker processes, each loading the model "
                              "once and using one torch thread (default 1: in this process). Output bytes do "
                              "not depend on N")
@@ -57,18 +57,6 @@ def add_batch_options(parser, kind: str) -> None:
         parser.add_argument("--format", default=None, metavar="EXT",
                             help="batch mode: image format of the outputs, by extension: png (default), bmp, "
                                  "tif, webp, ... (use a lossless one to keep the decoded pixels)")
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of jobs {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--jobs must be at least 1, got {value}")
-    return value
 
 
 def dispatch(command: str, args, code_one: Callable[..., int], what: str) -> int:
