@@ -1,7 +1,6 @@
 """walloc-cc in bands of latent rows: the integer entropy parameters (hyper features, context
 transforms) of a band, computed from its rows and exact halos, are the whole image's bit for
 bit, and a tall image's file and decoded pixels are the whole-image path's."""
-import functools
 
 import numpy as np
 import pytest
@@ -96,24 +95,14 @@ def cc_banded(tiny_weights, tmp_path, monkeypatch):
     """A symmetric tiny walloc-cc (checkerboard over 2 slices) whose files of a few hundred
     pixels are coded in bands (8 latent rows, parameters in bands of 4), with ``y``
     substreams of about 64 values that run across bands and channels."""
-    from codec.entropy import substreams
-    from codec.latent_codecs import gaussian_conditional
-    from codec.models.walloc import WaLLoC
+    from conftest import code_in_small_bands
+
     from codec.models.weights import save_weights
 
     config = dict(TINY_CB, boundary="symmetric")
     path = tmp_path / "tiny-cc-sym.safetensors"
     save_weights(_cc_from(tiny_weights, perturb=0.2, config=TINY_CB), path, architecture="walloc-cc", config=config)
-    monkeypatch.setattr(gaussian_conditional, "latent_bounds", functools.partial(substreams.latent_bounds, target_symbols=64))
-    monkeypatch.setattr(WaLLoC, "BAND_ROWS", 8)
-    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 0)
-    monkeypatch.setattr(WaLLoC, "CODING_ROWS", 4)
-    calls = []
-    for name in ("compress_in_bands", "decompress_in_bands"):
-        method = getattr(ChannelConditionalLatentCodec, name)
-        monkeypatch.setattr(ChannelConditionalLatentCodec, name,
-                            lambda self, *a, _m=method, _n=name: calls.append(_n) or _m(self, *a))
-    return str(path), calls
+    return str(path), code_in_small_bands(monkeypatch, ChannelConditionalLatentCodec)
 
 
 @pytest.mark.parametrize("size", [(233, 64), (321, 18)])
