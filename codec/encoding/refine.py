@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -244,7 +246,7 @@ def refine_in_tiles(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, 
     are not a fixed subsampling of ``y`` (``downsampling``), are refined whole."""
     from tqdm import tqdm
 
-    from codec.band_pool import band_pool, submit
+    from codec.band_pool import band_pool, band_threads, submit
 
     rows, cols = y.shape[-2:]
     d = getattr(model.build_latent_codec(integer=False), "downsampling", None)
@@ -272,10 +274,16 @@ def refine_in_tiles(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, 
     tiles = [(top, left) for top in range(0, rows, TILE) for left in range(0, cols, TILE)]
     with _frozen(model), band_pool() as pool, tqdm(total=len(tiles), desc="refining latents (tiles)", unit="tile",
                                                    file=sys.stderr, disable=not progress, leave=False, delay=1.0) as bar:
-        futures = [(top, left, submit(pool, refine_tile, top, left)) for top, left in tiles]
-        for top, left, future in futures:
-            y_tile, z_tile = future.result()
-            y_out[..., top:top + y_tile.shape[-2], left:left + y_tile.shape[-1]] = y_tile
-            z_out[..., top // d:top // d + z_tile.shape[-2], left // d:left // d + z_tile.shape[-1]] = z_tile
-            bar.update()
+        in_flight = band_threads() if pool is not None else 0
+        pending: deque[tuple[int, int, Future]] = deque()
+        for n, (top, left) in enumerate(tiles):
+            pending.append((top, left, submit(pool, refine_tile, top, left)))
+            while len(pending) > in_flight or (pending and n == len(tiles) - 1):
+                top_done, left_done, future = pending.popleft()
+                y_tile, z_tile = future.result()
+                y_out[..., top_done:top_done + y_tile.shape[-2], left_done:left_done + y_tile.shape[-1]] = y_tile
+                z_rows, z_cols = slice(top_done // d, top_done // d + z_tile.shape[-2]), \
+                    slice(left_done // d, left_done // d + z_tile.shape[-1])
+                z_out[..., z_rows, z_cols] = z_tile
+                bar.update()
     return y_out, z_out
