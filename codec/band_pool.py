@@ -12,7 +12,8 @@ its own activations, so memory grows with the threads: :func:`default_threads` c
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -92,6 +93,21 @@ def submit(pool: ThreadPoolExecutor | None, work: Callable[..., Any], *args: Any
     done: Future = Future()
     done.set_result(_without_autograd(work, *args))
     return done
+
+
+def in_order(pool: ThreadPoolExecutor | None, work: Callable[..., Any], jobs: Iterable[tuple]) -> Iterator[Any]:
+    """``work(*job)`` for each job of ``jobs``, in order, on ``pool`` with at most
+    :func:`band_threads` jobs in flight: the next job is taken from ``jobs`` (which may do
+    work of its own in this thread) only as one finishes. Without a pool, one job at a time
+    in this thread."""
+    in_flight = band_threads() if pool is not None else 0
+    pending: deque[Future] = deque()
+    for job in jobs:
+        pending.append(submit(pool, work, *job))
+        while len(pending) > in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 class Prefetcher:

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -246,7 +244,7 @@ def refine_in_tiles(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, 
     are not a fixed subsampling of ``y`` (``downsampling``), are refined whole."""
     from tqdm import tqdm
 
-    from codec.band_pool import band_pool, band_threads, submit
+    from codec.band_pool import band_pool, in_order
 
     rows, cols = y.shape[-2:]
     d = getattr(model.build_latent_codec(integer=False), "downsampling", None)
@@ -259,31 +257,21 @@ def refine_in_tiles(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, 
     y_out, z_out = y.clone(), z.clone()
 
     def refine_tile(top: int, left: int) -> tuple[torch.Tensor, torch.Tensor]:
-        r0, r1 = max(0, top - TILE_HALO), min(rows, top + TILE + TILE_HALO)
-        c0, c1 = max(0, left - TILE_HALO), min(cols, left + TILE + TILE_HALO)
+        bottom, right = min(rows, top + TILE), min(cols, left + TILE)
+        r0, r1 = max(0, top - TILE_HALO), min(rows, bottom + TILE_HALO)
+        c0, c1 = max(0, left - TILE_HALO), min(cols, right + TILE_HALO)
         x_tile = x[..., r0 * f:r1 * f, c0 * f:c1 * f]
         real_rows = min(max(height - r0 * f, 1), (r1 - r0) * f)  # the padding below the image stays out of the error
         real_cols = min(max(width - c0 * f, 1), (c1 - c0) * f)
         y_tile, z_tile = refine_latents(model, x_tile, y[..., r0:r1, c0:c1], z[..., r0 // d:r1 // d, c0 // d:c1 // d],
                                         quality, schedule, real_rows, real_cols)
-        own_rows, own_cols = slice(top - r0, min(rows, top + TILE) - r0), slice(left - c0, min(cols, left + TILE) - c0)
-        z_rows = slice((top - r0) // d, (min(rows, top + TILE) - r0) // d)
-        z_cols = slice((left - c0) // d, (min(cols, left + TILE) - c0) // d)
-        return y_tile[..., own_rows, own_cols], z_tile[..., z_rows, z_cols]
+        y_out[..., top:bottom, left:right] = y_tile[..., top - r0:bottom - r0, left - c0:right - c0]
+        z_out[..., top // d:bottom // d, left // d:right // d] = \
+            z_tile[..., (top - r0) // d:(bottom - r0) // d, (left - c0) // d:(right - c0) // d]
 
     tiles = [(top, left) for top in range(0, rows, TILE) for left in range(0, cols, TILE)]
     with _frozen(model), band_pool() as pool, tqdm(total=len(tiles), desc="refining latents (tiles)", unit="tile",
                                                    file=sys.stderr, disable=not progress, leave=False, delay=1.0) as bar:
-        in_flight = band_threads() if pool is not None else 0
-        pending: deque[tuple[int, int, Future]] = deque()
-        for n, (top, left) in enumerate(tiles):
-            pending.append((top, left, submit(pool, refine_tile, top, left)))
-            while len(pending) > in_flight or (pending and n == len(tiles) - 1):
-                top_done, left_done, future = pending.popleft()
-                y_tile, z_tile = future.result()
-                y_out[..., top_done:top_done + y_tile.shape[-2], left_done:left_done + y_tile.shape[-1]] = y_tile
-                z_rows, z_cols = slice(top_done // d, top_done // d + z_tile.shape[-2]), \
-                    slice(left_done // d, left_done // d + z_tile.shape[-1])
-                z_out[..., z_rows, z_cols] = z_tile
-                bar.update()
+        for _ in in_order(pool, refine_tile, tiles):
+            bar.update()
     return y_out, z_out

@@ -9,8 +9,7 @@ carries the non-linearity.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codec.band_pool import band_pool, band_threads, submit
+from codec.band_pool import band_pool, band_threads, in_order, submit
 from codec.entropy import DEFAULT_CODER
 from codec.latent_codecs import Shapes, Strings
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
@@ -236,19 +235,19 @@ class WaLLoC(VariableRateModel):
         def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
             return self._band(lambda a, b: y[..., a - first:b - first, :], rows, start, stop)
 
+        starts = range(0, rows, self.BAND_ROWS)
         with band_pool() as pool:
             latents = codec.decompress_in_bands(strings, shapes, self.CODING_ROWS, pool)
-            in_flight = band_threads() if pool is not None else 0
-            synthesising: deque[tuple[int, Future]] = deque()  # (first pixel row, pixels) of bands, in order
-            for start in range(0, rows, self.BAND_ROWS):  # the latents decoded here, the pixels on the pool
-                stop = min(rows, start + self.BAND_ROWS)
-                first = max(0, start - halo)
-                y = latents.rows(first, min(rows, stop + halo)).to(device) * inverse
-                latents.release(stop - halo)
-                synthesising.append((start * f, submit(pool, synthesise, y, first, start, stop)))
-                while len(synthesising) > in_flight or (synthesising and stop == rows):
-                    row, pixels = synthesising.popleft()
-                    write(row, pixels.result())
+
+            def bands() -> Iterator[tuple[torch.Tensor, int, int, int]]:  # the latents decoded here
+                for start in starts:
+                    stop, first = min(rows, start + self.BAND_ROWS), max(0, start - halo)
+                    y = latents.rows(first, min(rows, stop + halo)).to(device) * inverse
+                    latents.release(stop - halo)
+                    yield y, first, start, stop
+
+            for start, pixels in zip(starts, in_order(pool, synthesise, bands())):  # the pixels on the pool
+                write(start * f, pixels)
 
     #: Images of at most this many latent rows (1,200 pixel rows: all of Kodak) are analysed,
     #: synthesised and coded whole, as before bands existed: faster on small images, and
