@@ -20,10 +20,10 @@ class Schedule:
     steps at learning rate ``lr`` from it; the SGA temperature holds at ``tau_start`` for the
     first ``hold`` fraction of the steps, then decays exponentially to ``tau_end``; the rounded
     objective is measured every ``check_every`` steps and at the end. The first ``cheap_steps``
-    of the steps are cheap ones of ``y`` alone where the model offers a cheap stand-in for its
-    distortion (``linearised_distortion``: walloc's decoder with its residual body held at its
-    output at the last check), with the entropy parameters of ``y`` held at the last check's;
-    the others are full steps."""
+    of the steps are cheap ones where the model offers a cheap stand-in for its distortion
+    (``linearised_distortion``: walloc's decoder with its residual body held at its output at
+    the last check, the error measured on wavelet coefficients); the entropy model (``z`` and
+    the hyper-synthesis) runs exactly in them. The others are full steps."""
 
     steps: int
     lr: float = 5e-3

@@ -26,7 +26,6 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -54,17 +53,6 @@ def sga_round(values: torch.Tensor, tau: float, generator: torch.Generator) -> t
 
 
 Distortion = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class _Linearisation:
-    """What the cheap steps hold fixed, taken at the last check's rounded latents: the entropy
-    parameters of ``y`` (so ``z`` and the hyper-synthesis drop out) and a cheap stand-in for
-    the distortion (:func:`_linearised_at`)."""
-
-    scales: torch.Tensor
-    means: torch.Tensor
-    distortion: Distortion
 
 
 def _rd_cost(model: VariableRateModel, error: torch.Tensor, bits: torch.Tensor, quality: float,
@@ -110,13 +98,12 @@ def _linearised_at(model: VariableRateModel, x: torch.Tensor, y_hat: torch.Tenso
     return error.detach(), distortion
 
 
-def _linearised_cost(model: VariableRateModel, y: torch.Tensor, held: _Linearisation, quality: float, pixels: int,
-                     round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """The cost of :func:`_quantised_cost` with what ``held`` holds fixed (a cheap step of ``y``
-    alone; the bits of ``z`` are left out)."""
-    y_hat = round_fn(y - held.means) + held.means
-    bits = model.build_latent_codec(integer=False).latent_bits(y_hat, held.scales, held.means)
-    return _rd_cost(model, held.distortion(y_hat * model.gains.inverse_gain(quality)), bits, quality, pixels)
+def _linearised_cost(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor, distortion: Distortion,
+                     quality: float, pixels: int, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The cost of :func:`_quantised_cost` with the cheap stand-in ``distortion`` in place of
+    the decoder (a cheap step): the entropy model, ``z`` and the hyper-synthesis, runs exactly."""
+    out = model.build_latent_codec(integer=False).relaxed(y, z, round_fn)
+    return _rd_cost(model, distortion(out["y_hat"] * model.gains.inverse_gain(quality)), out["bits"], quality, pixels)
 
 
 def dead_zone_start(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor,
@@ -174,19 +161,17 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
         best_y, best_z = y.detach().clone(), z.detach().clone()
         best_cost = torch.full((x.shape[0],), math.inf)
         linearise = schedule.cheap_steps > 0 and hasattr(model, "linearised_distortion")
-        held: _Linearisation | None = None  # for the cheap steps, from the last check
+        held: Distortion | None = None  # the cheap steps' stand-in, from the last check
 
         def check(y: torch.Tensor, z: torch.Tensor, hold: bool = True) -> None:
             """The true (rounded) cost; keeps the best latents, and with ``hold`` (for cheap
-            steps) holds the entropy parameters of these rounded latents and a stand-in
-            distortion around them."""
+            steps) makes the stand-in distortion around these rounded latents."""
             nonlocal best_cost, held
             if linearise and hold:
                 with torch.no_grad():
                     out = model.build_latent_codec(integer=False).relaxed(y, z, torch.round)
-                error, distortion = _linearised_at(model, x, out["y_hat"] * model.gains.inverse_gain(quality),
-                                                   height, width)
-                held = _Linearisation(out["scales"], out["means"], distortion)
+                error, held = _linearised_at(model, x, out["y_hat"] * model.gains.inverse_gain(quality),
+                                             height, width)
                 cost = _rd_cost(model, error, out["bits"], quality, height * width).cpu()
             else:
                 with torch.no_grad():
@@ -212,7 +197,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
             tau = schedule.temperature(step)
             soft = lambda v: sga_round(v, tau, generator)  # noqa: E731
             if held is not None and step < schedule.cheap_steps:
-                loss = _linearised_cost(model, y, held, quality, height * width, soft).sum()
+                loss = _linearised_cost(model, y, z, held, quality, height * width, soft).sum()
             else:
                 loss = _quantised_cost(model, x, y, z, quality, height, width, soft)[0].sum()
             optimizer.zero_grad(set_to_none=True)

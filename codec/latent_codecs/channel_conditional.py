@@ -184,31 +184,22 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                 z_round_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres; ``z_round_fn``,
-        when given, replaces ``round_fn`` for ``z``. Also the ``scales`` and ``means`` of every
-        latent (the context's from these ``y_hat``)."""
+        when given, replaces ``round_fn`` for ``z``."""
         z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         bits = [self.hyper.bits(z_hat)]
-        parameters: dict[Group, tuple[torch.Tensor, ...]] = {}
 
         def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-            scales, means = parameters[group] = p
+            scales, means = p
             y_hat = round_fn(y_group - means) + means
             bits.append(self.latents[group.transform].bits(y_hat, scales, means))
             return y_hat, y_hat
 
         y_hat = self._walk(y, self._float_parameters(self.h_s(z_hat).float()), code)
-        scales, means = (torch.cat([self._merged([parameters[g][i] for g in self.groups if g.slice == k])
-                                    for k in range(self.slices)], dim=1) for i in (0, 1))
-        return {"y_hat": y_hat, "z_hat": z_hat, "bits": sum(bits), "scales": scales, "means": means}
+        return {"y_hat": y_hat, "z_hat": z_hat, "bits": sum(bits)}
 
     def _merged(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """One slice's tensor from its groups' parts (a checkerboard's anchors and rest)."""
         return checkerboard_merge(*parts) if self.checkerboard else parts[0]
-
-    def latent_bits(self, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        """Bits of (possibly soft) quantised ``y`` per image under given ``scales`` and ``means``
-        (every group's latent codec measures bits alike)."""
-        return self.latents[0].bits(y_hat, scales, means)
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""

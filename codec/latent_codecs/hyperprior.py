@@ -108,16 +108,11 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres: z on the
         bottleneck's medians, y on the means predicted from ``z_hat``; ``z_round_fn``, when
-        given, replaces ``round_fn`` for ``z``. Also the ``scales`` and ``means`` of ``y``."""
+        given, replaces ``round_fn`` for ``z``."""
         z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         scales, means = self.parameters(z_hat)
         y_hat = round_fn(y - means) + means
-        return {"y_hat": y_hat, "z_hat": z_hat, "bits": self.latent.bits(y_hat, scales, means) + self.hyper.bits(z_hat),
-                "scales": scales, "means": means}
-
-    def latent_bits(self, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        """Bits of (possibly soft) quantised ``y`` per image under given ``scales`` and ``means``."""
-        return self.latent.bits(y_hat, scales, means)
+        return {"y_hat": y_hat, "z_hat": z_hat, "bits": self.latent.bits(y_hat, scales, means) + self.hyper.bits(z_hat)}
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""
