@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import torch
@@ -169,12 +169,17 @@ def pixel_rows(rgb: np.ndarray, pad_right: int, device: torch.device) -> PixelRo
     pad_right]`` float32 in [0, 1], rows past the last and the added columns repeating the
     last ones), converted only when asked for: a model that codes in bands never holds the
     float image."""
-    last = rgb.shape[0] - 1
+    last, width = rgb.shape[0] - 1, rgb.shape[1]
 
     def rows(index: torch.Tensor) -> torch.Tensor:
-        band = torch.from_numpy(rgb[index.clamp(max=last).numpy()]).to(device)
-        x = band.permute(2, 0, 1)[None].float().div_(255)
-        return F.pad(x, (0, pad_right, 0, 0), mode="replicate") if pad_right else x
+        band = torch.from_numpy(rgb[index.clamp(max=last).numpy()]).to(device).permute(2, 0, 1)
+        # One float tensor, padded in place (the values of F.pad's "replicate": copies of the last column).
+        x = torch.empty((1, 3, band.shape[1], width + pad_right), dtype=torch.float32, device=device)
+        x[0, :, :, :width] = band
+        del band
+        if pad_right:
+            x[..., width:] = x[..., width - 1: width]
+        return x.div_(255)
 
     return rows
 
@@ -341,26 +346,55 @@ def _decode_group(net: VariableRateModel, header: bitstream.Header, files: list[
     return (x_hat * 255).round().div(255).cpu()
 
 
-def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: list[bitstream.Section],
-                  progress: bool = False) -> np.ndarray:
-    """One file's 8-bit pixels (``[H, W, 3]``, or ``[H, W]`` for grayscale), written a band of
-    rows at a time as the model's :meth:`~VariableRateModel.decompress_image` hands them over
-    (``progress``: a bar of them on standard error after a second)."""
+#: Pixel rows converted to 8 bits at a time as decoded bands are written out.
+_WRITE_ROWS = 64
+
+
+def _decode_rows(net: VariableRateModel, header: bitstream.Header, sections: list[bitstream.Section],
+                 sink: Callable[[np.ndarray], None], progress: bool = False) -> None:
+    """One file's 8-bit pixels handed to ``sink`` a few rows at a time, top to bottom (uint8
+    ``[n, W, 3]``, or ``[n, W]`` for grayscale), as the model's
+    :meth:`~VariableRateModel.decompress_image` hands its bands over (``progress``: a bar of
+    them on standard error after a second)."""
     strings, shapes = _streams(net, header, [sections])
     height, width = header.height, header.width
-    out = np.empty((height, width) if header.grayscale else (height, width, 3), np.uint8)
+    written = 0
 
     def write(first: int, x: torch.Tensor) -> None:
+        nonlocal written
         n = min(x.shape[-2], height - first)
         if n <= 0:
             return
-        rgb = (x[0, :, :n, :width].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        out[first:first + n] = np.round(rgb.astype(np.float32).mean(axis=2)) if header.grayscale else rgb
+        if first != written:
+            raise AssertionError(f"rows from {first} handed over, {written} expected")
+        for a in range(0, n, _WRITE_ROWS):  # a few rows at a time: the temporaries stay small
+            b = min(n, a + _WRITE_ROWS)
+            rgb = (x[0, :, a:b, :width].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            sink(np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8) if header.grayscale else rgb)
+        written += n
         bar.update(n)
 
     with _decoding(net, header), _progress_bar(height, "decode", progress) as bar:
         net.decompress_image(strings, shapes, header.quality, write, coder=bitstream.CODERS[header.coder],
                              integer=header.integer_parameters)
+    if written != height:
+        raise AssertionError(f"{written} of {height} rows decoded")
+
+
+def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: list[bitstream.Section],
+                  progress: bool = False) -> np.ndarray:
+    """One file's 8-bit pixels (``[H, W, 3]``, or ``[H, W]`` for grayscale), written a band of
+    rows at a time as the model's :meth:`~VariableRateModel.decompress_image` hands them over
+    (``progress``: a bar of them on standard error after a second)."""
+    out = np.empty((header.height, header.width) if header.grayscale else (header.height, header.width, 3), np.uint8)
+    row = 0
+
+    def sink(rows: np.ndarray) -> None:
+        nonlocal row
+        out[row:row + len(rows)] = rows
+        row += len(rows)
+
+    _decode_rows(net, header, sections, sink, progress)
     return out
 
 
@@ -401,3 +435,22 @@ def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | No
     pixels = _decode_image(net, header, sections, progress)
     with memory_errors("decode", header.width, header.height):
         return Image.fromarray(pixels)
+
+
+def decode_png(data: bytes, file: BinaryIO, device: str = "cpu", model: str | VariableRateModel | None = None,
+               progress: bool = False, threads: int | None = None) -> tuple[int, int, str]:
+    """Decode one file's bytes into a PNG written to the binary file ``file``, a band of rows at
+    a time as they are decoded (:class:`codec.png_writer.PngWriter`): the decoded image is never
+    held whole. The pixels are those of :func:`decode`. Returns (width, height, mode: "RGB" or
+    "L"); ``progress`` and ``threads`` as for :func:`decode`."""
+    from codec.png_writer import PngWriter
+
+    if threads is not None:
+        with threads_for_bands(_thread_count(threads)):
+            return decode_png(data, file, device, model, progress)
+    header, sections = bitstream.unpack(data)
+    net = _model_for(header, model, device)
+    writer = PngWriter(file, header.width, header.height, 1 if header.grayscale else 3)
+    _decode_rows(net, header, sections, writer.write, progress)
+    writer.close()
+    return header.width, header.height, "L" if header.grayscale else "RGB"

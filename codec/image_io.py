@@ -33,6 +33,7 @@ from codec.errors import ConversionWarning, InputError
 from codec.fileio import atomic_write
 
 _GRAY_MODES = {"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I"}
+_ORIENTATION = 0x0112  # the EXIF tag
 #: Called with (width, height) before an image's pixels are decoded; raises for sizes it refuses.
 SizeCheck = Callable[[int, int], None]
 
@@ -52,7 +53,8 @@ def _warn(message: str) -> None:
 def _from_pil(image: Image.Image) -> LoadedImage:
     if getattr(image, "n_frames", 1) > 1:
         _warn(f"image has {image.n_frames} frames; only the first is coded")
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(_ORIENTATION, 1) != 1:  # exif_transpose copies the image even when it has nothing to do
+        image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
         alpha = np.asarray(image.getchannel("A"))
@@ -65,7 +67,7 @@ def _from_pil(image: Image.Image) -> LoadedImage:
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         return _from_pil(image) if image.mode == "RGBA" else LoadedImage(np.array(image, dtype=np.uint8), False)
     if mode in _GRAY_MODES:
-        return LoadedImage(_gray_to_rgb(np.asarray(image), mode), True)
+        return LoadedImage(_gray_to_rgb(_pil_array(image), mode), True)
     if mode in ("CMYK", "YCbCr"):
         if mode == "CMYK":
             _warn("CMYK image converted to RGB (naive conversion, no ICC profile)")
@@ -73,7 +75,27 @@ def _from_pil(image: Image.Image) -> LoadedImage:
         mode = "RGB"
     if mode != "RGB":
         raise InputError(f"unsupported image mode {mode!r}: convert it to 8-bit RGB or grayscale first")
-    return LoadedImage(np.array(image, dtype=np.uint8), False)
+    return LoadedImage(_pil_array(image), False)
+
+
+#: Rows of a decoded Pillow image converted to numpy at a time (:func:`_pil_array`).
+STRIP_ROWS = 256
+
+
+def _pil_array(image: Image.Image) -> np.ndarray:
+    """``np.array(image)``, converted a strip of rows at a time into one array: numpy's own
+    conversion of a whole image goes through a bytes copy of it (``tobytes``) and then copies
+    that, two more images' worth of memory beside Pillow's own."""
+    width, height = image.size
+    if height <= STRIP_ROWS:
+        return np.array(image)
+    out = None
+    for top in range(0, height, STRIP_ROWS):
+        strip = np.asarray(image.crop((0, top, width, min(height, top + STRIP_ROWS))))
+        if out is None:
+            out = np.empty((height, *strip.shape[1:]), strip.dtype)
+        out[top:top + len(strip)] = strip
+    return out
 
 
 def _gray_to_rgb(array: np.ndarray, mode: str) -> np.ndarray:

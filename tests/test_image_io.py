@@ -121,3 +121,37 @@ def test_a_killed_writer_leaves_nothing_the_next_write_keeps(tmp_path):
     os.utime(leftovers[0], (old, old))
     atomic_write(target, lambda tmp: open(tmp, "wb").write(b"newer"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"] and target.read_bytes() == b"newer"
+
+
+def test_large_images_convert_in_strips_with_the_same_pixels(tmp_path, monkeypatch):
+    """Pillow images taller than a strip go to numpy a strip at a time: the same arrays."""
+    from codec import image_io
+
+    monkeypatch.setattr(image_io, "STRIP_ROWS", 4)
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (23, 5, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (23, 5), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    assert np.array_equal(_load_quiet(tmp_path / "rgb.png")[0].rgb, rgb)
+    loaded = _load_quiet(tmp_path / "gray.png")[0]
+    assert loaded.grayscale and np.array_equal(loaded.rgb, np.repeat(gray[:, :, None], 3, axis=2))
+    sixteen = (rng.integers(0, 65536, (9, 4))).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "16.png")
+    loaded, warned = _load_quiet(tmp_path / "16.png")
+    assert np.array_equal(loaded.rgb[:, :, 0], ((sixteen.astype(np.uint32) + 128) >> 8).clip(0, 255))
+    assert any("16-bit" in w for w in warned) and loaded.rgb.flags.writeable
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    rgb = np.random.default_rng(8).integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    image = Image.fromarray(rgb)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "a.jpg", exif=exif, quality=100)
+    image.save(tmp_path / "a.png", exif=exif)
+    expected = {1: rgb, 3: np.rot90(rgb, 2), 6: np.rot90(rgb, -1), 8: np.rot90(rgb, 1)}[orientation]
+    loaded = _load_quiet(tmp_path / "a.png")[0]
+    assert np.array_equal(loaded.rgb, expected)
+    assert _load_quiet(tmp_path / "a.jpg")[0].rgb.shape == expected.shape

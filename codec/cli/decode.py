@@ -39,14 +39,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def decode_one(args: argparse.Namespace) -> int:
-    from codec.api import decode
+    from codec.api import decode, decode_png
     from codec.image_io import image_format
 
     check_input(args.input)
     check_output(args.output, [args.input], "image")
     data = read_input(args.input)
-    image, seconds = timed(decode, data, device=args.device, model=args.model, progress=True)
     fmt = "PNG" if args.output == "-" else image_format(args.output)
-    write_output(args.output, lambda target: image.save(target, format=fmt))
-    print(f"{args.output}: {image.width}x{image.height} {image.mode} ({seconds:.2f} s)", file=status_stream(args.output))
+    if fmt == "PNG":  # written as the bands are decoded: the image is never held whole
+        decoded: list[tuple[int, int, str]] = []
+
+        def write_png(target: str) -> None:
+            with open(target, "wb") as f:
+                decoded.append(decode_png(data, f, device=args.device, model=args.model, progress=True))
+
+        _, seconds = timed(write_output, args.output, write_png)
+        (width, height, mode), = decoded
+    else:
+        image, seconds = timed(decode, data, device=args.device, model=args.model, progress=True)
+        write_output(args.output, lambda target: image.save(target, format=fmt))
+        width, height, mode = image.width, image.height, image.mode
+    print(f"{args.output}: {width}x{height} {mode} ({seconds:.2f} s)", file=status_stream(args.output))
     return 0

@@ -94,31 +94,46 @@ class IntegerLayer:
 
 
 def _conv_exact(x: torch.Tensor, layer: IntegerLayer) -> torch.Tensor:
-    """``acc = conv(W, x) + b`` of int64 ``x`` [B, C, H, W], exactly: a float64 matrix product per tap."""
-    xf = x.to(torch.float64)
-    w = layer.weight.to(xf.device)
-    batch, _, height, width = x.shape
+    """``acc = conv(W, x) + b`` of int64 ``x`` [B, C, H, W], exactly: a float64 matrix product per tap.
+
+    Every product and partial sum is an integer below 2^53 (the layer's ``bound``), so the
+    float64 sums are exact in any order: the taps' products go through one buffer and the
+    padding is made by the conversion to float64, to hold fewer tensors of the band's size."""
+    w = layer.weight.to(x.device)
+    batch, channels, height, width = x.shape
     k, s, p = w.shape[-1], layer.stride, layer.padding
     if layer.transposed:
+        xf = x.to(torch.float64)
         full_h, full_w = (height - 1) * s + k + layer.output_padding, (width - 1) * s + k + layer.output_padding
         out = xf.new_zeros(batch, w.shape[1], full_h, full_w)
-        flat = xf.reshape(batch, xf.shape[1], height * width)
+        flat = xf.reshape(batch, channels, height * width)
+        tap = xf.new_empty(batch, w.shape[1], height * width)
         for ky in range(k):
             for kx in range(k):
-                tap = torch.matmul(w[:, :, ky, kx].T.contiguous(), flat).reshape(batch, -1, height, width)
-                out[:, :, ky:ky + s * (height - 1) + 1:s, kx:kx + s * (width - 1) + 1:s] += tap
+                torch.matmul(w[:, :, ky, kx].T.contiguous(), flat, out=tap)
+                out[:, :, ky:ky + s * (height - 1) + 1:s, kx:kx + s * (width - 1) + 1:s] += \
+                    tap.view(batch, -1, height, width)
+        del xf, flat, tap
         out_h, out_w = (height - 1) * s - 2 * p + k + layer.output_padding, (width - 1) * s - 2 * p + k + layer.output_padding
         out = out[:, :, p:p + out_h, p:p + out_w]
     else:
         out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
-        padded = torch.nn.functional.pad(xf, (p, p, p, p))
-        out = xf.new_zeros(batch, w.shape[0], out_h * out_w)
+        padded = x.new_zeros(batch, channels, height + 2 * p, width + 2 * p, dtype=torch.float64)
+        padded[:, :, p:p + height, p:p + width] = x
+        out = padded.new_zeros(batch, w.shape[0], out_h * out_w)
+        window = padded.new_empty(batch, channels, out_h, out_w)
+        tap = padded.new_empty(batch, w.shape[0], out_h * out_w)
         for ky in range(k):
             for kx in range(k):
-                window = padded[:, :, ky:ky + s * (out_h - 1) + 1:s, kx:kx + s * (out_w - 1) + 1:s]
-                out += torch.matmul(w[:, :, ky, kx].contiguous(), window.reshape(batch, -1, out_h * out_w))
-        out = out.reshape(batch, -1, out_h, out_w)
-    return out.to(torch.int64) + layer.bias.to(x.device)[None, :, None, None]
+                window.copy_(padded[:, :, ky:ky + s * (out_h - 1) + 1:s, kx:kx + s * (out_w - 1) + 1:s])
+                torch.matmul(w[:, :, ky, kx].contiguous(), window.view(batch, channels, out_h * out_w), out=tap)
+                out += tap
+        del padded, window, tap
+        out = out.view(batch, -1, out_h, out_w)
+    result = out.to(torch.int64)
+    del out
+    result += layer.bias.to(x.device)[None, :, None, None]
+    return result
 
 
 def _round_shift(acc: torch.Tensor, bits: int) -> torch.Tensor:
@@ -202,10 +217,20 @@ class IntegerNetwork:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             acc = _conv_exact(x, layer)
+            del x
             if layer.slope is None:
                 return acc
-            x = _round_shift(acc, layer.weight_bits)
-            x = torch.where(x >= 0, x, (x * layer.slope) >> SLOPE_BITS).clamp(-self.limit, self.limit)
+            # _round_shift and the LeakyReLU in place: with 0 <= slope < 2^SLOPE_BITS,
+            # (x * slope) >> SLOPE_BITS is at most x for x >= 0 and at least x for x < 0
+            # (a floor of a value above x), so the activation is their maximum.
+            bits = layer.weight_bits
+            x = acc.add_(1 << (bits - 1)).bitwise_right_shift_(bits) if bits > 0 else acc.bitwise_left_shift_(-bits)
+            del acc
+            if not 0 <= layer.slope < 1 << SLOPE_BITS:
+                x = torch.where(x >= 0, x, (x * layer.slope) >> SLOPE_BITS)
+            else:
+                torch.maximum(x, (x * layer.slope).bitwise_right_shift_(SLOPE_BITS), out=x)
+            x.clamp_(-self.limit, self.limit)
         raise AssertionError("unreachable")
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from codec.band_pool import band_pool, band_threads, in_order, submit
 from codec.entropy import DEFAULT_CODER
+from codec.memory import bound_heap, trim
 from codec.latent_codecs import Shapes, Strings
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
 from codec.transforms import WaveletPacket2D
@@ -36,7 +37,9 @@ class ResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        if torch.is_grad_enabled():
+            return x + self.body(x)
+        return self.body(x).add_(x)  # the same sum, without a third tensor of the band's size
 
 
 class WaveletDecoder(nn.Module):
@@ -53,7 +56,11 @@ class WaveletDecoder(nn.Module):
         )
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.linear(y) + self.body(y)
+        if torch.is_grad_enabled():
+            return self.linear(y) + self.body(y)
+        # The same sum (float addition commutes), the body's activations freed before the
+        # linear path's output is made, and no third tensor of the coefficients' size.
+        return self.body(y).add_(self.linear(y))
 
 
 class WaLLoC(VariableRateModel):
@@ -144,7 +151,8 @@ class WaLLoC(VariableRateModel):
         else:
             first, last = max(0, start - halo), min(rows, stop + halo)
             index = torch.arange(first * f, last * f)
-        return self.encoder(self.coefficients(pixels(index)))[..., start - first: stop - first, :]
+        # One expression: the band of pixels is freed once centred, the centred one once analysed.
+        return self.encoder(self.wpt.analysis(pixels(index) - 0.5))[..., start - first: stop - first, :]
 
     @property
     def analysis_halo(self) -> int:
@@ -195,6 +203,7 @@ class WaLLoC(VariableRateModel):
         if not self._codes_in_bands(height // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
         gain, rows, band = self.gains.gain(quality), height // f, self.BAND_ROWS
+        bound_heap()  # band-sized blocks mapped and unmapped, not kept in fragmenting heaps (codec.memory)
 
         def analyse(k: int) -> torch.Tensor:
             return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band)) * gain
@@ -205,6 +214,7 @@ class WaLLoC(VariableRateModel):
             ahead = band_threads() if pool is not None else 0
 
             def y_rows(first: int, last: int) -> torch.Tensor:
+                trim()  # what the bands before freed (codec.memory)
                 needed = range(first // band, (last - 1) // band + 1)
                 wanted = range(needed.start, min((rows - 1) // band, needed.stop - 1 + ahead) + 1)
                 for k in [k for k in analysed if k not in wanted]:
@@ -230,6 +240,7 @@ class WaLLoC(VariableRateModel):
         if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
+        bound_heap()  # as for compress_image
         rows, f, halo = shape[1], self.wpt.factor, sum(self.synthesis_halo)
 
         def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
@@ -244,10 +255,13 @@ class WaLLoC(VariableRateModel):
                     stop, first = min(rows, start + self.BAND_ROWS), max(0, start - halo)
                     y = latents.rows(first, min(rows, stop + halo)).to(device) * inverse
                     latents.release(stop - halo)
+                    trim()  # what decoding the latents freed (codec.memory)
                     yield y, first, start, stop
 
             for start, pixels in zip(starts, in_order(pool, synthesise, bands())):  # the pixels on the pool
                 write(start * f, pixels)
+                del pixels
+                trim()  # what the band freed (codec.memory)
 
     #: Images of at most this many latent rows (1,200 pixel rows: all of Kodak) are analysed,
     #: synthesised and coded whole, as before bands existed: faster on small images, and
@@ -336,6 +350,12 @@ class WaLLoC(VariableRateModel):
             first, last = max(0, run[0] - decoder_halo), min(rows, run[-1] + 1 + decoder_halo)
             decoded = self.decoder(y(first, last))
             coefficients.append(decoded[..., run[0] - first: run[-1] + 1 - first, :])
-        pixels = self.wpt.synthesis(torch.cat(coefficients, dim=-2)) + 0.5
+            del decoded
+        # One run (symmetric borders): its rows as they are, without a copy.
+        joined = torch.cat(coefficients, dim=-2) if len(coefficients) > 1 else coefficients[0]
+        del coefficients
+        pixels = self.wpt.synthesis(joined)
+        del joined
+        pixels += 0.5
         offset = wanted.index(start) * self.wpt.factor
         return pixels[..., offset: offset + (stop - start) * self.wpt.factor, :]

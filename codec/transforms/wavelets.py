@@ -133,10 +133,10 @@ class WaveletPacket2D(nn.Module):
         x = x.reshape(b * c, 1, h, w)
         if self.boundary == "periodic":
             padded = _periodic_pad(F.pixel_unshuffle(x, 2), self.pad_before, self.pad_after)
-        else:
+        else:  # one expression: the row-extended copy is freed as soon as it is used
             before, after = 2 * self.pad_before, 2 * self.pad_after
-            rows = _extend(x, -2, before, after, _whole_sample_symmetric)
-            padded = F.pixel_unshuffle(_extend(rows, -1, before, after, _whole_sample_symmetric), 2)
+            padded = F.pixel_unshuffle(_extend(_extend(x, -2, before, after, _whole_sample_symmetric), -1,
+                                               before, after, _whole_sample_symmetric), 2)
         y = F.conv2d(padded, self.analysis_kernel.to(x.dtype))
         return y.reshape(b, c * 4, h // 2, w // 2)
 
@@ -158,18 +158,71 @@ class WaveletPacket2D(nn.Module):
         self._check(x, "x")
         if x.shape[-2] % self.factor or x.shape[-1] % self.factor:
             raise ValueError(f"height and width must be multiples of {self.factor}, got {x.shape[-2]}x{x.shape[-1]}")
-        for _ in range(self.levels):
-            x = self._analysis_level(x)
-        return x
+        if torch.is_grad_enabled() or self.levels == 0:
+            for _ in range(self.levels):
+                x = self._analysis_level(x)
+            return x
+        return self._analysis_tree(x)
+
+    def _analysis_tree(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`analysis` without gradients, in the memory of a fraction of it: every channel
+        of every level is transformed on its own (the packet tree depth first), each result
+        written into its channels of the output. The levels' convolutions then run on batches
+        of one channel instead of all, the same arithmetic on each channel (the same floats,
+        bit for bit: ``tests/test_wavelets.py``), and only one channel's first level is held
+        at a time instead of every channel's."""
+        b, c, h, w = x.shape
+        f, leaves = self.factor, 4 ** self.levels
+        out = x.new_empty(b, c * leaves, h // f, w // f)
+        for channel in range(c):
+            self._analysis_node(x[:, channel:channel + 1], 0, out, channel * leaves)
+        return out
+
+    def _analysis_node(self, node: torch.Tensor, level: int, out: torch.Tensor, first: int) -> None:
+        """The leaves of ``node`` (``[B, 1, h, w]``, an input of level ``level``) into
+        ``out``'s channels from ``first`` on. (A method, not a recursive closure: a closure
+        would hold ``out`` in a reference cycle until the garbage collector runs.)"""
+        if level == self.levels:
+            out[:, first:first + 1] = node
+            return
+        children, span = self._analysis_level(node), 4 ** (self.levels - level - 1)
+        for k in range(4):
+            self._analysis_node(children[:, k:k + 1], level + 1, out, first + k * span)
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
         """Inverse transform: [B, C * 4**J, h, w] -> [B, C, h * 2**J, w * 2**J]."""
         self._check(y, "y")
         if y.shape[1] % (4 ** self.levels):
             raise ValueError(f"channel count must be a multiple of {4 ** self.levels}, got {y.shape[1]}")
-        for _ in range(self.levels):
-            y = self._synthesis_level(y)
-        return y
+        if torch.is_grad_enabled() or self.levels == 0:
+            for _ in range(self.levels):
+                y = self._synthesis_level(y)
+            return y
+        return self._synthesis_tree(y)
+
+    def _synthesis_tree(self, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`synthesis` without gradients, one output channel's packet tree at a time
+        (depth first), as :meth:`_analysis_tree`: the same floats, bit for bit."""
+        b, c4, h, w = y.shape
+        f, leaves = self.factor, 4 ** self.levels
+        out = y.new_empty(b, c4 // leaves, h * f, w * f)
+        for channel in range(c4 // leaves):
+            out[:, channel:channel + 1] = self._synthesis_node(y, 0, channel * leaves)
+        return out
+
+    def _synthesis_node(self, y: torch.Tensor, level: int, first: int) -> torch.Tensor:
+        """The ``[B, 1, ...]`` node that synthesis level ``level`` (counted from the output)
+        makes from the leaves of ``y`` from channel ``first`` on."""
+        span = 4 ** (self.levels - level - 1)
+        if span == 1:
+            children = y[:, first:first + 4]
+        else:
+            b, _, h, w = y.shape
+            size = 2 ** (self.levels - level - 1)
+            children = y.new_empty(b, 4, h * size, w * size)
+            for k in range(4):
+                children[:, k:k + 1] = self._synthesis_node(y, level + 1, first + k * span)
+        return self._synthesis_level(children)
 
     forward = analysis
 
