@@ -48,8 +48,8 @@ DEAD_ZONES = (0.03, 0.05, 0.07, 0.09)
 #: The refinement each effort level above 0 runs.
 EFFORTS: dict[int, Schedule] = {
     1: Schedule(steps=100, lr=1e-2, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=100),
-    2: Schedule(steps=300, lr=1e-2, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=300),
-    3: Schedule(steps=150, lr=2e-2, tau_end=0.2, deadzones=DEAD_ZONES),
+    2: Schedule(steps=200, lr=1e-2, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=200),
+    3: Schedule(steps=1000, lr=5e-3, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=1000),
     4: Schedule(steps=400, lr=1e-2, tau_end=0.2, deadzones=DEAD_ZONES),
 }
 MAX_EFFORT = max(EFFORTS)
