@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Callable
 from functools import cache
 
 
@@ -51,3 +52,14 @@ def trim() -> None:
     if function is not None:
         function.argtypes, function.restype = [ctypes.c_size_t], ctypes.c_int
         function(0)
+
+
+def band_trimmer(threads: int) -> Callable[[], None]:
+    """What a model coding an image in bands on ``threads`` threads calls at band boundaries.
+    With one (``--threads 1``, the low-memory setting): the heap bound (:func:`bound_heap`)
+    and :func:`trim`. With more, nothing: faulting the pages in again costs about a quarter
+    more CPU at 24 MP (docs/large-images.md), which the faster setting does not pay."""
+    if threads != 1:
+        return lambda: None
+    bound_heap()
+    return trim

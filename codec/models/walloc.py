@@ -19,8 +19,8 @@ from torch import nn
 
 from codec.band_pool import band_pool, band_threads, in_order, submit
 from codec.entropy import DEFAULT_CODER
-from codec.memory import bound_heap, trim as trim_heap
 from codec.latent_codecs import Shapes, Strings
+from codec.memory import band_trimmer
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
 from codec.transforms import WaveletPacket2D
 
@@ -61,18 +61,6 @@ class WaveletDecoder(nn.Module):
         # The same sum (float addition commutes), the body's activations freed before the
         # linear path's output is made, and no third tensor of the coefficients' size.
         return self.body(y).add_(self.linear(y))
-
-
-def _heap_trimmer() -> Callable[[], None]:
-    """With one band thread (``--threads 1``, the low-memory setting), bound the C heap
-    (:func:`codec.memory.bound_heap`: band-sized blocks mapped and unmapped, not kept in
-    fragmenting heaps) and return the trim to call at band boundaries; with more, a no-op:
-    faulting the pages in again costs about a quarter more CPU at 24 MP (docs/large-images.md),
-    which the faster setting does not pay."""
-    if band_threads() != 1:
-        return lambda: None
-    bound_heap()
-    return trim_heap
 
 
 class WaLLoC(VariableRateModel):
@@ -215,7 +203,7 @@ class WaLLoC(VariableRateModel):
         if not self._codes_in_bands(height // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
         gain, rows, band = self.gains.gain(quality), height // f, self.BAND_ROWS
-        trim = _heap_trimmer()
+        trim = band_trimmer(band_threads())
 
         def analyse(k: int) -> torch.Tensor:
             return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band)) * gain
@@ -252,7 +240,7 @@ class WaLLoC(VariableRateModel):
         if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
-        trim = _heap_trimmer()
+        trim = band_trimmer(band_threads())
         rows, f, halo = shape[1], self.wpt.factor, sum(self.synthesis_halo)
 
         def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
