@@ -296,13 +296,21 @@ class WaLLoC(VariableRateModel):
         body = self.decoder.body(y)
         x_hat = self.wpt.synthesis(self.decoder.linear(y) + body) + 0.5  # _synthesise, the body kept
         coefficients = self.coefficients(x)
-        weights = (self._subband_energies() / coefficients[0].numel()).view(1, -1)
-        # What the linear path must output: the coefficients less the held body and the bias.
-        residual = (coefficients - body.detach()).flatten(2) - self.decoder.linear.bias.view(-1, 1)
-        weight = self.decoder.linear.weight.flatten(1)
+        weights = (self._subband_energies() / coefficients[0].numel()).view(1, -1, 1)
+        weight = self.decoder.linear.weight.flatten(1).detach()
+        point = y.detach().flatten(2)
+        with torch.no_grad():
+            # The weighted error of the linear path at y: the coefficients less the held body.
+            error = weight @ point + self.decoder.linear.bias.view(-1, 1) - (coefficients - body).flatten(2)
+            constant = (error.pow(2) * weights).sum((1, 2))
+            slope = 2 * weight.t() @ (weights * error)       # the gradient at y, per latent
+            curvature = weight.t() @ (weights * weight)      # W^T diag(weights) W, latents x latents
 
-        def mse(v: torch.Tensor) -> torch.Tensor:  # the 1x1 convolution as a product: faster here
-            return ((weight @ v.flatten(2) - residual).pow(2).sum(2) * weights).sum(1)
+        def mse(v: torch.Tensor) -> torch.Tensor:
+            # sum_c w_c (W (y + d) + b - c)^2 = constant + slope . d + d^T curvature d, exactly:
+            # a product over the latent channels instead of the 4x as many coefficient channels.
+            d = v.flatten(2) - point
+            return constant + (d * (slope + curvature @ d)).sum((1, 2))
         return x_hat, mse
 
     def _subband_energies(self) -> torch.Tensor:
