@@ -386,16 +386,20 @@ def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: li
     """One file's 8-bit pixels (``[H, W, 3]``, or ``[H, W]`` for grayscale), written a band of
     rows at a time as the model's :meth:`~VariableRateModel.decompress_image` hands them over
     (``progress``: a bar of them on standard error after a second)."""
-    out = np.empty((header.height, header.width) if header.grayscale else (header.height, header.width, 3), np.uint8)
+    shape = (header.height, header.width) if header.grayscale else (header.height, header.width, 3)
+    out: np.ndarray | None = None  # made when the first rows arrive, so a corrupt payload fails first
     row = 0
 
     def sink(rows: np.ndarray) -> None:
-        nonlocal row
+        nonlocal out, row
+        if out is None:
+            with memory_errors("decode", header.width, header.height):
+                out = np.empty(shape, np.uint8)
         out[row:row + len(rows)] = rows
         row += len(rows)
 
     _decode_rows(net, header, sections, sink, progress)
-    return out
+    return out if out is not None else np.empty(shape, np.uint8)
 
 
 def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | VariableRateModel | None = None) -> torch.Tensor:

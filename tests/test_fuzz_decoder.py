@@ -87,3 +87,23 @@ def test_short_run_finds_nothing(worker, seeds, tmp_path):
     assert not stats.findings, (stats.findings, sorted(p.name for p in tmp_path.iterdir()))
     # the CRC-fixed mutations reach the payload decoder, and some mutated files still decode
     assert stats.rejected.get("corrupt payload", 0) > 10 and stats.decoded > 5
+
+
+def test_a_huge_claimed_image_fails_on_its_payload_before_its_pixels_are_allocated(worker, seeds):
+    """A header claiming 16384 x 16384 with matching padding and section shapes, over a tiny
+    file's payload: BitstreamError, not a MemoryError from allocating the 768 MB output under
+    the worker's address-space limit (found by the tenth session's fuzz run: seed 3)."""
+
+    class Largest:  # mutate_size's first kind, its largest size
+        def randrange(self, n):
+            return 0
+
+        def choice(self, options):
+            return (16384, 16384)
+
+    for seed in seeds:
+        if seed["info"]["version"] < 2:
+            continue
+        data, _ = fd.mutate_size(Largest(), seed["segments"], seed["info"])
+        result = worker.run(data)
+        assert fd.classify(result) is None, (seed["name"], result)
