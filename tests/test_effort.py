@@ -35,9 +35,9 @@ def _rd_cost(image, data, weights):
 
 
 def test_refinement_lowers_the_rd_cost_and_decodes(tiny_weights):
-    """Effort 4's full steps. (With the untrained tiny weights, effort 2's schedule of cheap
-    steps finds no rounded latents better than its start; the cheap steps are tested with a
-    schedule of their own below.)"""
+    """Effort 4: its cheap steps, then full ones. (With the untrained tiny weights, effort 2's
+    cheap steps alone find no rounded latents better than their start; the cheap steps are
+    tested with a schedule of their own below.)"""
     image = _image()
     plain = codec.encode(image, model=str(tiny_weights), quality=3)
     refined = codec.encode(image, model=str(tiny_weights), quality=3, effort=4)

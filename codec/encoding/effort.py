@@ -50,7 +50,7 @@ EFFORTS: dict[int, Schedule] = {
     1: Schedule(steps=100, lr=1e-2, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=100),
     2: Schedule(steps=200, lr=1e-2, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=200),
     3: Schedule(steps=1000, lr=5e-3, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=1000),
-    4: Schedule(steps=400, lr=1e-2, tau_end=0.2, deadzones=DEAD_ZONES),
+    4: Schedule(steps=1200, lr=5e-3, tau_end=0.2, check_every=25, deadzones=DEAD_ZONES, cheap_steps=1000),
 }
 MAX_EFFORT = max(EFFORTS)
 
