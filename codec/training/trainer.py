@@ -84,8 +84,13 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
 
 @torch.no_grad()
 def validate(model, images: list[np.ndarray], qualities: list[float], size: int = 256) -> dict:
-    """Real-bitstream bpp and PSNR on centre crops of held-out images, per quality."""
+    """Real-bitstream bpp and PSNR on centre crops of held-out images, per quality, measured
+    on a copy of ``model``: building the coder's tables (``update``) resizes buffers, which
+    under DistributedDataParallel must stay alike in every process (only the main one
+    validates)."""
+    import copy
 
+    model = copy.deepcopy(model)
     model.eval()
     model.update(force=True)
     m = model.pad_multiple
@@ -95,9 +100,7 @@ def validate(model, images: list[np.ndarray], qualities: list[float], size: int 
         if h and w:
             top, left = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
             crops.append(np.ascontiguousarray(im[top:top + h, left:left + w]))
-    results = code_images(model, crops, qualities)
-    model.train()
-    return results
+    return code_images(model, crops, qualities)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -151,6 +154,7 @@ class Distributed:
         if self.world_size > 1:
             import torch.distributed as dist
 
+            dist.barrier()  # every process done with its collectives (the main one saves last) before the group goes
             dist.destroy_process_group()
 
 
