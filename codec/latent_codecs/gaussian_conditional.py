@@ -121,7 +121,7 @@ class GaussianConditionalLatentCodec(LatentCodec):
         likelihood, in one pass (:class:`GaussianBits`)."""
         conditional = self.gaussian_conditional
         return GaussianBits.apply(y_hat, scales, means, float(conditional.lower_bound_scale.bound),
-                                  float(conditional.likelihood_lower_bound.bound))
+                                  float(conditional.likelihood_lower_bound.bound), torch.is_grad_enabled())
 
     def compress_in_bands(self, shape: tuple[int, int, int], band_rows: int, band: BandFunction) -> list[bytes]:
         """One image's substreams, its int32 symbols and table indexes given by ``band(start,
@@ -184,11 +184,13 @@ class GaussianBits(torch.autograd.Function):
     operations in the same order), with the gradient, compressai's ``LowerBound`` rule
     included, computed in the forward pass from the density at the bin's edges, so the
     backward pass is one product per input instead of autograd's walk back through a dozen
-    element-wise steps (latent refinement runs this hundreds of times per image)."""
+    element-wise steps (latent refinement runs this hundreds of times per image). ``with_grad``:
+    the caller's grad mode (a forward pass always runs without one), so that a pass under
+    ``torch.no_grad`` computes no derivatives."""
 
     @staticmethod
     def forward(ctx, y_hat: torch.Tensor, scales: torch.Tensor, means: torch.Tensor, scale_bound: float,
-                likelihood_bound: float) -> torch.Tensor:
+                likelihood_bound: float, with_grad: bool = True) -> torch.Tensor:
         difference = y_hat - means
         values = difference.abs()
         bounded = torch.clamp_min(scales, scale_bound)
@@ -198,7 +200,7 @@ class GaussianBits(torch.autograd.Function):
         likelihood = 0.5 * torch.erfc(c * upper_edge) - 0.5 * torch.erfc(c * lower_edge)
         held = torch.clamp_min(likelihood, likelihood_bound)
         bits = -held.log2().flatten(1).sum(1)
-        if any(ctx.needs_input_grad[:3]):
+        if with_grad and any(ctx.needs_input_grad[:3]):
             # d bits / d likelihood, d likelihood / d values and / d the bounded scale.
             per_likelihood = -1 / (held * math.log(2))
             density_upper = torch.exp(-0.5 * upper_edge.square()) * (2 * math.pi) ** -0.5
@@ -220,4 +222,4 @@ class GaussianBits(torch.autograd.Function):
         grad_y = per_y * grad
         grad_scale = per_scale * grad
         grad_scale = grad_scale * ((scales >= ctx.scale_bound) | (grad_scale < 0))  # LowerBound on the scale
-        return grad_y, grad_scale, -grad_y, None, None
+        return grad_y, grad_scale, -grad_y, None, None, None
