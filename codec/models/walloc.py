@@ -203,7 +203,7 @@ class WaLLoC(VariableRateModel):
         if not self._codes_in_bands(height // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
         gain, rows, band = self.gains.gain(quality), height // f, self.BAND_ROWS
-        trim = band_trimmer(band_threads())
+        trim = band_trimmer()
 
         def analyse(k: int) -> torch.Tensor:
             return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band)) * gain
@@ -240,7 +240,7 @@ class WaLLoC(VariableRateModel):
         if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
-        trim = band_trimmer(band_threads())
+        trim = band_trimmer()
         rows, f, halo = shape[1], self.wpt.factor, sum(self.synthesis_halo)
 
         def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
