@@ -95,12 +95,13 @@ def submit(pool: ThreadPoolExecutor | None, work: Callable[..., Any], *args: Any
     return done
 
 
-def in_order(pool: ThreadPoolExecutor | None, work: Callable[..., Any], jobs: Iterable[tuple]) -> Iterator[Any]:
-    """``work(*job)`` for each job of ``jobs``, in order, on ``pool`` with at most
-    :func:`band_threads` jobs in flight: the next job is taken from ``jobs`` (which may do
-    work of its own in this thread) only as one finishes. Without a pool, one job at a time
-    in this thread."""
-    in_flight = band_threads() if pool is not None else 0
+def in_order(pool: ThreadPoolExecutor | None, work: Callable[..., Any], jobs: Iterable[tuple],
+             in_flight: int | None = None) -> Iterator[Any]:
+    """``work(*job)`` for each job of ``jobs``, in order, on ``pool``: while this thread waits
+    for a job's result, at most ``in_flight`` (default :func:`band_threads`, at least 1) later
+    jobs are submitted; the next job is taken from ``jobs`` (which may do work of its own in
+    this thread) only as one finishes. Without a pool, one job at a time in this thread."""
+    in_flight = (band_threads() if in_flight is None else max(1, in_flight)) if pool is not None else 0
     pending: deque[Future] = deque()
     for job in jobs:
         pending.append(submit(pool, work, *job))

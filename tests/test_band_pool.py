@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec.band_pool import Prefetcher, band_pool, band_threads, default_threads, threads_for_bands
+from codec.band_pool import Prefetcher, band_pool, band_threads, default_threads, in_order, threads_for_bands
 
 
 def test_default_threads_are_the_cores_up_to_the_cap():
@@ -41,6 +41,26 @@ def test_prefetcher_gives_each_band_and_computes_ahead_on_the_pool(threads):
     assert starts == [0, 3, 5, 10, 10, 15, 20]  # each band once, but for the two computed at once
     on_pool = {start for start, name in ran if name.startswith("codec-band")}
     assert on_pool == ({5, 10, 15, 20} if threads > 1 else set())
+
+
+@pytest.mark.parametrize("in_flight", [None, 1, 2, 0])
+def test_in_order_keeps_the_order_and_at_most_in_flight_jobs_running(in_flight):
+    expected = min(3, 1 + (3 if in_flight is None else max(1, in_flight)))  # 3 threads
+    changed, running, most = threading.Condition(), [0], [0]
+
+    def work(k):
+        with changed:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            changed.notify_all()
+            changed.wait_for(lambda: most[0] >= expected, timeout=0.5)  # until the most overlap is seen
+            running[0] -= 1
+        return k * k
+
+    with threads_for_bands(3), band_pool() as pool:
+        results = list(in_order(pool, work, [(k,) for k in range(8)], in_flight))
+    assert results == [k * k for k in range(8)]
+    assert most[0] == expected
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -258,7 +258,10 @@ class WaLLoC(VariableRateModel):
                     trim()  # what decoding the latents freed (codec.memory)
                     yield y, first, start, stop
 
-            for start, pixels in zip(starts, in_order(pool, synthesise, bands())):  # the pixels on the pool
+            # The pixels on the pool, one band fewer submitted ahead than threads: this thread
+            # decodes the next band's latents meanwhile, so two threads keep two cores busy with
+            # one; at 100 MP 0.08 GB less memory for 4 % more time (docs/large-images.md).
+            for start, pixels in zip(starts, in_order(pool, synthesise, bands(), band_threads() - 1)):
                 write(start * f, pixels)
                 del pixels
                 trim()  # what the band freed (codec.memory)
