@@ -218,3 +218,26 @@ def test_linearised_stand_in_has_the_true_gradient_where_it_is_made(tiny_weights
     (stand_in_gradient,) = torch.autograd.grad(distortion(point).sum(), point)
     assert torch.allclose(error, true.detach(), rtol=1e-5)
     assert torch.allclose(stand_in_gradient, true_gradient, rtol=1e-4, atol=1e-9)
+
+
+def test_refinements_adam_is_torchs_bit_for_bit():
+    import torch
+
+    from codec.encoding.refine import Adam
+
+    generator = torch.Generator().manual_seed(3)
+    ours = [torch.randn(2, 5, 7, generator=generator), torch.randn(3, 4, generator=generator)]
+    theirs = [p.clone() for p in ours]
+    for p in ours + theirs:
+        p.requires_grad_(True)
+    adam, reference = Adam(ours, lr=5e-3), torch.optim.Adam(theirs, lr=5e-3)
+    for step in range(30):
+        grads = [torch.randn(p.shape, generator=generator) * 10 ** (step % 4 - 2) for p in ours]
+        for optimiser, params in ((adam, ours), (reference, theirs)):
+            optimiser.zero_grad()
+            for p, g in zip(params, grads):
+                if not (step == 5 and p.dim() == 2):  # a step without a gradient for one tensor
+                    p.grad = g.clone()
+            optimiser.step()
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a, b)
