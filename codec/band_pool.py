@@ -114,8 +114,9 @@ def in_order(pool: ThreadPoolExecutor | None, work: Callable[..., Any], jobs: It
 class Prefetcher:
     """``compute(start, stop)`` for the bands ``start:stop`` of ``rows`` rows cut every
     ``step`` rows, each asked for ``uses`` times (by several consumers) and the bands in
-    about increasing order. Asking for a band starts the next ``ahead`` (default:
-    :func:`band_threads`) bands not asked for yet on ``pool``, so they are ready when asked
+    about increasing order. Asking for a band starts the next ``ahead`` (default 1: the
+    pool's other threads are busy with the transforms' bands, and each band computed ahead
+    is memory held; docs/large-images.md) bands not asked for yet on ``pool``, so they are ready when asked
     for, then computes this one in the caller's thread unless it was started; a result is
     kept until its ``uses`` are over. Any other ``start:stop``, or a band asked for more
     often, is computed at once; without a pool, everything is computed when asked for."""
@@ -123,7 +124,7 @@ class Prefetcher:
     def __init__(self, compute: Callable[[int, int], Any], rows: int, step: int,
                  pool: ThreadPoolExecutor | None, ahead: int | None = None, uses: int = 1) -> None:
         self.compute, self.rows, self.step, self.pool, self.uses = compute, rows, step, pool, uses
-        self.ahead = 0 if pool is None else (band_threads() if ahead is None else ahead)
+        self.ahead = 0 if pool is None else (1 if ahead is None else ahead)
         self.started: dict[int, Future] = {}  # band start -> its result, computed or on the way
         self.asked: dict[int, int] = {}  # band start -> times asked for
 
