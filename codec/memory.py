@@ -45,7 +45,7 @@ def bound_heap() -> None:
     threshold up to 32 MB as such blocks are freed); and let threads made from now on share
     the one heap there is (glibc gives each thread that allocates beside another a heap of its
     own, up to 8 per core). Call it before the band threads start. Measured at 24 MP with two
-    band threads: 1.05 -> 0.74 GB peak for ``codec encode`` (docs/large-images.md)."""
+    band threads: 1.07 -> 0.76-0.79 GB peak for ``codec encode`` (docs/large-images.md)."""
     function = _libc_function("mallopt")
     if function is not None:
         function.argtypes, function.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
@@ -64,7 +64,7 @@ def trim() -> None:
 def band_trimmer() -> Callable[[], None]:
     """What a model coding an image in bands calls at band boundaries (:func:`trim`), after the
     heap bound (:func:`bound_heap`), on any number of band threads. Faulting the pages in again
-    costs CPU (system time: about +4 s of a 24 MP encode's 13 s of CPU here), and the two
-    threads' speed-up is kept (docs/large-images.md)."""
+    costs CPU (system time: about 4 s more than the 12 s of CPU of a 24 MP two-thread encode
+    here), and the two threads' speed-up is kept (docs/large-images.md)."""
     bound_heap()
     return trim

@@ -167,8 +167,9 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 class Adam:
     """``torch.optim.Adam`` (betas 0.9 and 0.999, eps 1e-8, no weight decay) as it updates CPU
     tensors: the same operations in the same order, so the same latents bit for bit
-    (``tests/test_refine.py``). Written out because ``torch.optim``'s first step imports
-    ``torch._dynamo``, 1.3 s on this machine: more than a quarter of an effort-1 encode."""
+    (``tests/test_effort.py``). Written out because ``torch.optim``'s first step imports
+    ``torch._dynamo``: about 1 s of every ``codec encode --effort N`` (an effort-1
+    encode of a Kodak image takes 6 s; docs/effort.md)."""
 
     def __init__(self, params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
