@@ -10,7 +10,7 @@ import os
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
@@ -26,6 +26,7 @@ from codec.image_io import load_image
 from codec.latent_codecs.gaussian_conditional import version_1_streams
 from codec.models import ARCHITECTURES, VariableRateModel
 from codec.models.base import PixelRows
+from codec.tiling import checked_tile, parse_tile, tiles_of
 
 if TYPE_CHECKING:
     from codec.encoding.rate_control import Target
@@ -225,17 +226,20 @@ def _progress_bar(rows: int, what: str, show: bool) -> Iterator[Any]:
 
 
 def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float | Target | None = None,
-           device: str = "cpu", effort: int = 0, progress: bool = False, threads: int | None = None) -> bytes:
+           device: str = "cpu", effort: int = 0, progress: bool = False, threads: int | None = None,
+           tile: int | tuple[int, int] | str | None = None) -> bytes:
     """Compress an image (path, encoded bytes, PIL image or numpy array) into one file's bytes.
 
     ``quality`` is a number in the model's range, or a rate-control
     :class:`~codec.encoding.rate_control.Target` (bpp, size or PSNR to meet). ``effort``
     (0 to :data:`codec.encoding.effort.MAX_EFFORT`) trades encoding time for a smaller file.
     ``threads``: CPU threads for the bands of a tall image (:mod:`codec.band_pool`; None: its
-    default); the bytes do not depend on it.
+    default); ``tile``: the side (or ``(rows, columns)``, or ``"HxW"``) in pixels of the tiles a
+    large image's transforms work on (:mod:`codec.tiling`; None: the model's default), smaller
+    for less memory, larger for less time. The bytes depend on neither.
     """
-    if threads is not None:
-        with threads_for_bands(_thread_count(threads)):
+    if threads is not None or tile is not None:
+        with _band_options(threads, tile):
             return encode(image, model, quality, device, effort, progress)
     from codec.encoding.rate_control import Target, encode_to_target
 
@@ -249,6 +253,30 @@ def encode(image: Any, model: str | VariableRateModel = "walloc", quality: float
         x = torch.from_numpy(loaded.rgb).permute(2, 0, 1)[None].float() / 255
         return encode_tensor(x, model, quality, device, grayscale=loaded.grayscale, effort=effort,
                              progress=progress)[0]
+
+
+@contextmanager
+def _band_options(threads: Any, tile: Any) -> Iterator[None]:
+    """Inside: band pools of ``threads`` threads and tiles of ``tile`` pixels, those given."""
+    with ExitStack() as stack:
+        if threads is not None:
+            stack.enter_context(threads_for_bands(_thread_count(threads)))
+        if tile is not None:
+            stack.enter_context(tiles_of(_tile_size(tile)))
+        yield
+
+
+def _tile_size(tile: Any) -> tuple[int, int]:
+    try:
+        if isinstance(tile, str):
+            return parse_tile(tile)
+        if isinstance(tile, int) and not isinstance(tile, bool):
+            return checked_tile((tile, tile))
+        if isinstance(tile, tuple) and len(tile) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in tile):
+            return checked_tile(tile)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    raise InputError(f"tile must be an int, a (rows, columns) pair or 'HxW', got {tile!r}")
 
 
 def _thread_count(threads: Any) -> int:
@@ -427,12 +455,13 @@ def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | Va
 
 
 def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | None = None,
-           progress: bool = False, threads: int | None = None) -> Image.Image:
+           progress: bool = False, threads: int | None = None,
+           tile: int | tuple[int, int] | str | None = None) -> Image.Image:
     """Decode one file's bytes into a PIL image (RGB, or L for grayscale inputs); ``progress``
-    shows a bar on standard error when it takes more than a second; ``threads`` as for
-    :func:`encode` (the pixels do not depend on it)."""
-    if threads is not None:
-        with threads_for_bands(_thread_count(threads)):
+    shows a bar on standard error when it takes more than a second; ``threads`` and ``tile``
+    as for :func:`encode` (the pixels depend on neither)."""
+    if threads is not None or tile is not None:
+        with _band_options(threads, tile):
             return decode(data, device, model, progress)
     header, sections = bitstream.unpack(data)
     net = _model_for(header, model, device)
@@ -442,15 +471,16 @@ def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | No
 
 
 def decode_png(data: bytes, file: BinaryIO, device: str = "cpu", model: str | VariableRateModel | None = None,
-               progress: bool = False, threads: int | None = None) -> tuple[int, int, str]:
+               progress: bool = False, threads: int | None = None,
+               tile: int | tuple[int, int] | str | None = None) -> tuple[int, int, str]:
     """Decode one file's bytes into a PNG written to the binary file ``file``, a band of rows at
     a time as they are decoded (:class:`codec.png_writer.PngWriter`): the decoded image is never
     held whole. The pixels are those of :func:`decode`. Returns (width, height, mode: "RGB" or
-    "L"); ``progress`` and ``threads`` as for :func:`decode`."""
+    "L"); ``progress``, ``threads`` and ``tile`` as for :func:`decode`."""
     from codec.png_writer import PngWriter
 
-    if threads is not None:
-        with threads_for_bands(_thread_count(threads)):
+    if threads is not None or tile is not None:
+        with _band_options(threads, tile):
             return decode_png(data, file, device, model, progress)
     header, sections = bitstream.unpack(data)
     net = _model_for(header, model, device)

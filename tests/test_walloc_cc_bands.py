@@ -55,15 +55,19 @@ def _whole_parameters(codec_: ChannelConditionalLatentCodec, y: torch.Tensor, z:
 @pytest.mark.parametrize("band_rows", [4, 12, 20])
 def test_parameters_in_bands_are_the_whole_image_ones(codec_, band_rows):
     """Every group's parameters of each band (read by the banded decoder from the decoded
-    context of the groups before) are the whole image's, on 44 x 20 latents (11 x 5 z)."""
+    context of the groups before: the table indexes and the fixed-point means it keeps) are
+    the whole image's, on 44 x 20 latents (11 x 5 z); so are the float means made from them."""
     y, z = _latents(44, 20)
     whole = _whole_parameters(codec_, y, z)
     out = codec_.compress(y, z)
     decoded = codec_.decompress_in_bands(out["strings"], out["shapes"], band_rows)
     for group, decoder in zip(codec_.groups, decoded.decoders):
         bands = [decoder.parameters(start, min(44, start + band_rows)) for start in range(0, 44, band_rows)]
-        for k, expected in enumerate(whole[group.transform]):  # at the group's positions
-            assert np.array_equal(np.concatenate([b[k] for b in bands], axis=1), expected[0].numpy())
+        indexes, means = (np.concatenate([b[k] for b in bands], axis=1) for k in range(2))
+        whole_indexes, whole_means, whole_fixed = (t[0].numpy() for t in whole[group.transform])  # at the group's positions
+        assert np.array_equal(indexes, whole_indexes) and np.array_equal(means, whole_fixed)
+        zero = np.zeros(means.shape, np.int32)
+        assert np.array_equal(decoder.y_hat_of(zero, means), whole_means)
 
 
 @pytest.mark.parametrize("band_rows", [8, 12])

@@ -114,13 +114,29 @@ def status_stream(output: str):
     return sys.stderr if output == STDIO else sys.stdout
 
 
-def add_device(parser) -> None:
-    """``--device`` and ``--threads``."""
+def add_device(parser, bands: bool = True) -> None:
+    """``--device``; with ``bands``, ``--threads`` and ``--tile`` (how a large image's bands are worked on)."""
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs (default cpu)")
+    if not bands:
+        return
     parser.add_argument("--threads", type=count_of("threads", "--threads"), default=None, metavar="N",
                         help="CPU threads for the bands of a tall image (default: the cores, at most 2); "
                              "each holds a band's activations, so 1 uses the least memory. "
                              "The bytes and pixels do not depend on it")
+    parser.add_argument("--tile", type=tile_size, default=None, metavar="N|HxW",
+                        help="tile size in pixels (N x N, or H x W) of a large image's transforms "
+                             "(default 512x1024 for walloc models): smaller uses less memory, larger may be faster. "
+                             "The bytes and pixels do not depend on it")
+
+
+def tile_size(text: str) -> tuple[int, int]:
+    """An argparse type for ``--tile``: exit status 2 with a one-line message unless valid."""
+    from codec.tiling import parse_tile
+
+    try:
+        return parse_tile(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def count_of(what: str, option: str) -> Callable[[str], int]:

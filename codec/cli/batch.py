@@ -65,7 +65,8 @@ def dispatch(command: str, args, code_one: Callable[..., int], what: str) -> int
     if args.output_dir is not None:
         return run_batch(command, args.paths, args.output_dir, model=args.model, quality=getattr(args, "quality", None),
                          device=args.device, jobs=args.jobs, skip_existing=args.skip_existing,
-                         fmt=getattr(args, "format", None), effort=getattr(args, "effort", 0))
+                         fmt=getattr(args, "format", None), effort=getattr(args, "effort", 0),
+                         tile=getattr(args, "tile", None))
     if len(args.paths) != 2:
         args.parser.error(f"give INPUT OUTPUT, or -o OUTDIR to {command} several {what}"
                           if len(args.paths) > 2 else "the following arguments are required: OUTPUT")
@@ -203,12 +204,12 @@ class Outcome:
         return self.bitstream_bytes * 8 / (self.width * self.height)
 
 
-#: Per-process state set by :func:`setup`: the network, quality, device, output format, effort, or the setup error.
+#: Per-process state set by :func:`setup`: the network, quality, device, output format, effort, tile, or the setup error.
 _state: dict = {}
 
 
 def setup(command: str, model: str | None, quality: float | None, device: str, fmt: str | None,
-          effort: int, in_worker: bool) -> None:
+          effort: int, tile: tuple[int, int] | None, in_worker: bool) -> None:
     """Load the model once for this process. In a worker: one torch thread, Ctrl-C left to
     the main process (which lets the files being coded finish, so no partial output), and a
     failure kept to be reported by the first task instead of breaking the pool."""
@@ -228,7 +229,7 @@ def setup(command: str, model: str | None, quality: float | None, device: str, f
             set_band_threads(1)  # the jobs use the cores
         api.check_device(device)
         net = api.resolve_model(model, device) if model is not None else None
-        _state.update(command=command, net=net, quality=quality, device=device, format=fmt, effort=effort)
+        _state.update(command=command, net=net, quality=quality, device=device, format=fmt, effort=effort, tile=tile)
     except Exception as err:  # noqa: BLE001 - reported as one line by the main process
         if not in_worker:
             raise
@@ -275,7 +276,7 @@ def _encode(task: Task, outcome: Outcome) -> None:
     from codec.fileio import atomic_write
 
     data = api.encode(task.source, model=_state["net"], quality=_state["quality"], device=_state["device"],
-                      effort=_state["effort"])
+                      effort=_state["effort"], tile=_state["tile"])
     atomic_write(task.target, lambda tmp: Path(tmp).write_bytes(data))
     header, _ = bitstream.unpack(data)
     outcome.bitstream_bytes = outcome.output_bytes = len(data)
@@ -287,7 +288,7 @@ def _decode(task: Task, outcome: Outcome) -> None:
     from codec.fileio import atomic_write
 
     data = Path(task.source).read_bytes()
-    image = api.decode(data, device=_state["device"], model=_state["net"])
+    image = api.decode(data, device=_state["device"], model=_state["net"], tile=_state["tile"])
     atomic_write(task.target, lambda tmp: image.save(tmp, format=_state["format"]))
     outcome.bitstream_bytes = len(data)
     outcome.output_bytes = os.path.getsize(task.target)
@@ -307,7 +308,8 @@ def summary_line(command: str, outcome: Outcome) -> str:
 
 
 def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | None, quality: float | None,
-              device: str, jobs: int | None, skip_existing: bool, fmt: str | None = None, effort: int = 0) -> int:
+              device: str, jobs: int | None, skip_existing: bool, fmt: str | None = None, effort: int = 0,
+              tile: tuple[int, int] | None = None) -> int:
     """The whole batch command; returns the exit status (1 when any file failed)."""
     from codec.image_io import image_format
 
@@ -336,7 +338,7 @@ def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | N
 
     start = time.perf_counter()
     try:
-        outcomes = _code_all(command, todo, (command, model, quality, device, fmt, effort), jobs or 1)
+        outcomes = _code_all(command, todo, (command, model, quality, device, fmt, effort, tile), jobs or 1)
     except BaseException:
         if created:  # the model could not be loaded (or Ctrl-C) before any output: leave no empty folder
             with contextlib.suppress(OSError):

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from codec.cli.batch import dispatch
 
     from codec.band_pool import threads_for_bands
+    from codec.tiling import tiles_of
 
-    with threads_for_bands(args.threads):
+    with threads_for_bands(args.threads), tiles_of(args.tile):
         return dispatch("decode", args, decode_one, "files")
 
 

@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
         args.quality = target
 
     from codec.band_pool import threads_for_bands
+    from codec.tiling import tiles_of
 
-    with threads_for_bands(args.threads):
+    with threads_for_bands(args.threads), tiles_of(args.tile):
         return dispatch("encode", args, encode_one, "images")
 
 

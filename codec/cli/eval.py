@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="recompute every point, ignoring the cache; the new results replace the old ones in it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_device(parser)
+    add_device(parser, bands=False)  # evaluation images are coded whole
     parser.set_defaults(func=run)
 
 

@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     with report_conversions("roundtrip"):
         original = load_image(path)
         data, t_enc = timed(encode, original.rgb if not original.grayscale else original.rgb[:, :, 0],
-                            model=args.model, quality=args.quality, device=args.device, threads=args.threads)
-    image, t_dec = timed(decode, data, device=args.device, model=args.model, threads=args.threads)
+                            model=args.model, quality=args.quality, device=args.device, threads=args.threads,
+                            tile=args.tile)
+    image, t_dec = timed(decode, data, device=args.device, model=args.model, threads=args.threads, tile=args.tile)
     header, _ = unpack(data)
     psnr = metrics.psnr(original.rgb, np.asarray(image.convert("RGB")))
     bpp = metrics.bpp(len(data), header.width, header.height)

@@ -41,7 +41,7 @@ from codec.latent_codecs.base import LatentCodec, Shapes, Strings
 from codec.latent_codecs.entropy_bottleneck import EntropyBottleneckLatentCodec
 from codec.latent_codecs.gaussian_conditional import GaussianConditionalLatentCodec
 from codec.latent_codecs.hyperprior import HyperLatentsInBands
-from codec.latent_codecs.integer_parameters import RANGE_BITS, IntegerChannelConditionalParameters
+from codec.latent_codecs.integer_parameters import ACTIVATION_BITS, RANGE_BITS, IntegerChannelConditionalParameters
 
 #: The float transforms see their inputs clamped as the integer ones do (``+-2^RANGE_BITS``).
 INPUT_RANGE = float(2**RANGE_BITS)
@@ -326,10 +326,11 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                 p = tuple(t[..., start - first: stop - first, :] for t in p)
                 if self.checkerboard:
                     p = tuple(checkerboard_split(t)[1 if group.part == "rest" else 0] for t in p)
-                return tuple(t[0].cpu().numpy() for t in p)
+                indexes, _, means = (t[0].cpu().numpy() for t in p)
+                return indexes, _compact(means)
             return parameters
 
-        decoders += [latent.decoder_in_bands(strings, shapes, band_rows, parameters_of(group), keep=True)
+        decoders += [latent.decoder_in_bands(strings, shapes, band_rows, parameters_of(group), _y_hat)
                      for group, latent in zip(self.groups, self.latents)]
         return GroupsInBands(self, decoders, halo)
 
@@ -340,12 +341,26 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         return updated
 
 
+def _compact(means: np.ndarray) -> np.ndarray:
+    """Fixed-point means as int32 when they fit (they do for trained models), else int64: what
+    a banded decoder keeps of them for every latent until the synthesis has passed it."""
+    fits = means.size == 0 or (int(means.min()) >= -2**31 and int(means.max()) < 2**31)
+    return means.astype(np.int32) if fits else np.ascontiguousarray(means)
+
+
+def _y_hat(symbols: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``y_hat`` from the decoded symbols and fixed-point means: the float32 means of
+    :meth:`IntegerChannelConditionalParameters.group_parameters` plus the symbols, the same
+    arithmetic as the whole-image decoder's."""
+    return (means.astype(np.float64) / 2.0**ACTIVATION_BITS).astype(np.float32) + symbols.astype(np.float32)
+
+
 def _context(decoders: Sequence, codec: ChannelConditionalLatentCodec, group: Group, first: int,
              last: int) -> list[torch.Tensor]:
     """The context of ``group`` on rows ``first:last`` (even), as :meth:`ChannelConditionalLatentCodec._walk`
     gives it, from the fixed-point ``y_hat`` of the groups before decoded by ``decoders``."""
     def decoded(g: int) -> torch.Tensor:
-        _, symbols, means = decoders[g].arrays(first, last)
+        symbols, means = decoders[g].kept(first, last)
         return codec.integer.fixed_point(torch.from_numpy(symbols)[None], torch.from_numpy(means)[None])
 
     done = []

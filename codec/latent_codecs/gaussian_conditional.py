@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -139,17 +139,18 @@ class GaussianConditionalLatentCodec(LatentCodec):
         return lambda s, i, b: backend.encode_substreams(s, i, tables, b, self.threads)
 
     def decoder_in_bands(self, strings: Strings, shapes: Shapes, band_rows: int, parameters: BandFunction,
-                         keep: bool = False) -> BandedDecoder:
+                         y_hat_of: Callable[..., np.ndarray] | None = None) -> BandedDecoder:
         """A :class:`~codec.latent_codecs.row_bands.BandedDecoder` of one image's stream, the
-        table indexes and means of a band of rows (and, with ``keep``, further arrays kept
-        with the decoded symbols) given by ``parameters(start, stop)``."""
+        table indexes and means of a band of rows given by ``parameters(start, stop)`` (with
+        ``y_hat_of``: the indexes and the arrays kept with the decoded symbols, ``y_hat`` made
+        from them)."""
         bounds = self.check_strings(strings, shapes)
         shape = check_shape(shapes, self.name, 3)
         if len(strings[self.name]) != 1:
             raise ValueError(f"stream {self.name!r}: one image at a time, got {len(strings[self.name])}")
         backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
         return BandedDecoder(shape, bounds, strings[self.name][0], band_rows, parameters,
-                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads), keep)
+                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads), y_hat_of)
 
     def check_strings(self, strings: Strings, shapes: Shapes) -> np.ndarray:
         """The substream bounds of one image's stream; ValueError unless every image has exactly

@@ -53,6 +53,17 @@ class _Bands:
                 del self.items[start]
 
 
+def _narrowed(values: np.ndarray) -> np.ndarray:
+    """``values`` (integers) in the narrowest of int8, int16 and int32 that holds them all."""
+    if values.size == 0:
+        return values
+    low, high = int(values.min()), int(values.max())
+    for kind in (np.int8, np.int16):
+        if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
+            return values.astype(kind)
+    return values
+
+
 class BandedEncoder:
     """One image's substreams of ``y`` of ``shape`` split at ``bounds``, coded from consecutive
     bands of rows handed to :meth:`add`; ``encode(symbols, indexes, local_bounds)`` codes
@@ -70,14 +81,16 @@ class BandedEncoder:
 
     def add(self, start: int, stop: int, symbols: np.ndarray, indexes: np.ndarray) -> None:
         """The int32 symbols and table indexes ``[C, stop - start, W]`` of rows ``start:stop``
-        (the row after the last band added), coding every substream now complete."""
-        self.bands.items[start] = (stop, (symbols, indexes))
+        (the row after the last band added), coding every substream now complete. The band is
+        kept in the narrowest integer type that holds it (a substream that ends one channel and
+        starts the next keeps the first bands until the last: 2-3 bytes a latent, not 8)."""
+        self.bands.items[start] = (stop, (_narrowed(symbols), _narrowed(indexes)))
         ready = [j for j in self.pending if self.ready_at[j] <= stop]
         if ready:
             symbols = [self.bands.gather(self.segments[j], 0) for j in ready]
             indexes = [self.bands.gather(self.segments[j], 1) for j in ready]
             local = np.concatenate([[0], np.cumsum([len(s) for s in symbols])])
-            coded = self.encode(np.concatenate(symbols), np.concatenate(indexes).astype(np.int32), local)
+            coded = self.encode(np.concatenate(symbols).astype(np.int32), np.concatenate(indexes).astype(np.int32), local)
             for j, data in zip(ready, coded):
                 self.coded[j] = data
             self.pending = [j for j in self.pending if self.coded[j] is None]
@@ -105,22 +118,27 @@ class BandedDecoder:
     """The decoded latent ``y_hat`` of one image, decoded a band of rows at a time on demand.
 
     ``parameters(start, stop)`` gives the int32 table indexes and float32 means of rows
-    ``start:stop`` (``start`` a multiple of ``band_rows``), and possibly further arrays of
-    those rows; ``decode(substreams, indexes, local_bounds)`` decodes consecutive substreams
-    (a backend's ``decode_substreams``). :meth:`rows` returns any rows; :meth:`release`
-    forgets the rows before a given one. With ``keep``, the decoded int32 symbols and the
-    further arrays of the parameters are kept beside ``y_hat`` (:meth:`arrays`), for a
-    context model that reads them.
+    ``start:stop`` (``start`` a multiple of ``band_rows``); ``decode(substreams, indexes,
+    local_bounds)`` decodes consecutive substreams (a backend's ``decode_substreams``).
+    :meth:`rows` returns any rows; :meth:`release` forgets the rows before a given one.
+
+    For a context model that reads the decoded symbols, ``y_hat_of`` is given: then
+    ``parameters`` gives the indexes and further arrays of the rows (no float means), the
+    decoder keeps the int32 symbols and those arrays (:meth:`kept`), and ``y_hat`` is
+    ``y_hat_of(symbols, *further)`` of the rows asked for. Keeping what ``y_hat`` is made
+    from instead of ``y_hat`` beside it halves what walloc-cc's decoder holds a latent
+    (docs/large-images.md).
     """
 
     def __init__(self, shape: tuple[int, int, int], bounds: np.ndarray, substreams: Sequence[bytes], band_rows: int,
-                 parameters: BandFunction, decode: Callable[[list[bytes], np.ndarray, np.ndarray], np.ndarray], keep: bool = False) -> None:
-        self.shape, self.band_rows, self.keep = shape, band_rows, keep
+                 parameters: BandFunction, decode: Callable[[list[bytes], np.ndarray, np.ndarray], np.ndarray],
+                 y_hat_of: Callable[..., np.ndarray] | None = None) -> None:
+        self.shape, self.band_rows, self.y_hat_of = shape, band_rows, y_hat_of
         self.substreams, self.parameters, self.decode = list(substreams), parameters, decode
         self.segments = substream_segments(shape, bounds)
         self.pending = set(range(len(self.segments)))
-        self.params = _Bands()  # (indexes, means) of bands some pending substream reads
-        # start -> (stop, [y_hat rows [C, n, W], with keep: symbols, further parameter arrays])
+        self.params = _Bands()  # (indexes,) of bands some pending substream reads
+        # start -> (stop, rows [C, n, W] of [y_hat], or with y_hat_of [symbols, *further arrays])
         self.values: dict[int, tuple[int, list[np.ndarray]]] = {}
 
     def _band_of(self, row: int) -> tuple[int, int]:
@@ -132,11 +150,12 @@ class BandedDecoder:
             for row in range(first - first % self.band_rows, end, self.band_rows):
                 start, stop = self._band_of(row)
                 if start not in self.params.items and start not in self.values:
-                    indexes, means, *further = self.parameters(start, stop)
-                    self.params.items[start] = (stop, (indexes, means))
-                    kept = [means.copy()]  # y_hat = means + decoded symbols
-                    if self.keep:
-                        kept += [np.zeros(means.shape, np.int32), *further]
+                    indexes, *arrays = self.parameters(start, stop)
+                    self.params.items[start] = (stop, (_narrowed(indexes),))
+                    if self.y_hat_of is None:  # y_hat = means + decoded symbols
+                        kept = [arrays[0].copy()]
+                    else:
+                        kept = [np.zeros(indexes.shape, np.int32), *arrays]
                     self.values[start] = (stop, kept)
 
     def _decode(self, first: int, last: int) -> None:
@@ -155,9 +174,9 @@ class BandedDecoder:
         self.pending.difference_update(wanted)
         self.params.keep([self.segments[j] for j in self.pending])
 
-    def arrays(self, first: int, last: int) -> list[np.ndarray]:
-        """Rows ``first:last`` of every kept array (``y_hat``; with ``keep``, the symbols and
-        the further parameter arrays), each ``[C, last - first, W]``."""
+    def kept(self, first: int, last: int) -> list[np.ndarray]:
+        """Rows ``first:last`` of every kept array (``y_hat``; with ``y_hat_of``, the symbols
+        and the further parameter arrays), each ``[C, last - first, W]``."""
         self._decode(first, last)
         parts = []
         for start in sorted(self.values):
@@ -171,7 +190,8 @@ class BandedDecoder:
 
     def rows(self, first: int, last: int) -> torch.Tensor:
         """``y_hat`` rows ``first:last`` of every channel, ``[1, C, last - first, W]`` float32."""
-        return torch.from_numpy(self.arrays(first, last)[0])[None]
+        kept = self.kept(first, last)
+        return torch.from_numpy(kept[0] if self.y_hat_of is None else self.y_hat_of(*kept))[None]
 
     def _add(self, runs: list[tuple[int, int, int]], symbols: np.ndarray) -> None:
         """Add decoded symbols (element order of ``runs``) onto the means already in place."""
@@ -184,9 +204,10 @@ class BandedDecoder:
                 b = min(end, stop)
                 n = (b - row) * width
                 decoded = symbols[offset: offset + n].reshape(b - row, width)
-                values[0][channel, row - start: b - start] += decoded.astype(np.float32)
-                if self.keep:
-                    values[1][channel, row - start: b - start] = decoded
+                if self.y_hat_of is None:
+                    values[0][channel, row - start: b - start] += decoded.astype(np.float32)
+                else:
+                    values[0][channel, row - start: b - start] = decoded
                 offset, row = offset + n, b
 
     def release(self, before: int) -> None:

@@ -22,6 +22,7 @@ from codec.entropy import DEFAULT_CODER
 from codec.latent_codecs import Shapes, Strings
 from codec.memory import band_trimmer
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
+from codec.tiling import tile_pixels
 from codec.transforms import WaveletPacket2D
 
 
@@ -126,24 +127,26 @@ class WaLLoC(VariableRateModel):
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
         """Image -> latents. Without gradients, an image taller than :meth:`_whole_image_rows`
-        latent rows is analysed in bands of rows (:meth:`_analysis_band`), as :meth:`g_s`
+        latent rows is analysed in tiles (:meth:`_analysis_band`), as :meth:`g_s`
         synthesises."""
         rows = x.shape[-2] // self.wpt.factor
-        if torch.is_grad_enabled() or rows <= self._whole_image_rows(self.analysis_halo):
+        band, columns = self.tile()
+        if torch.is_grad_enabled() or rows <= self._whole_image_rows(self.analysis_halo, band):
             return self.encoder(self.coefficients(x))
         out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // self.wpt.factor)
         pixels = lambda index: x.index_select(-2, index.to(x.device))  # noqa: E731
-        for start in range(0, rows, self.BAND_ROWS):
-            stop = min(rows, start + self.BAND_ROWS)
-            out[..., start:stop, :] = self._analysis_band(pixels, x.shape[-2], start, stop)
+        for start in range(0, rows, band):
+            stop = min(rows, start + band)
+            out[..., start:stop, :] = self._analysis_band(pixels, x.shape[-2], start, stop, columns)
         return out
 
     def _analysis_band(self, pixels: Callable[[torch.Tensor], torch.Tensor], height: int, start: int,
-                       stop: int) -> torch.Tensor:
+                       stop: int, columns: int) -> torch.Tensor:
         """Latent rows ``start:stop`` of an image of ``height`` pixel rows, ``pixels(index)``
         giving the pixel rows of an index tensor: the encoder is pointwise, so they need only
         the pixel rows within the wavelet analysis filters' reach (wrapping around under
-        periodic borders)."""
+        periodic borders), and tiles of ``columns`` latent columns only the pixel columns
+        within that reach (:meth:`_in_column_tiles`)."""
         f, halo, rows = self.wpt.factor, self.analysis_halo, height // self.wpt.factor
         if self.wpt.boundary == "periodic":
             first, last = start - halo, stop + halo
@@ -151,8 +154,33 @@ class WaLLoC(VariableRateModel):
         else:
             first, last = max(0, start - halo), min(rows, stop + halo)
             index = torch.arange(first * f, last * f)
-        # One expression: the band of pixels is freed once centred, the centred one once analysed.
-        return self.encoder(self.wpt.analysis(pixels(index) - 0.5))[..., start - first: stop - first, :]
+        centred = pixels(index)
+        centred -= 0.5
+
+        def tile(a: int, b: int) -> torch.Tensor:
+            return self.encoder(self.wpt.analysis(centred[..., a * f:b * f]))[..., start - first: stop - first, :]
+        return self._in_column_tiles(tile, centred.shape[-1] // f, halo, columns, 1)
+
+    def _in_column_tiles(self, compute: Callable[[int, int], torch.Tensor], cols: int, halo: int, columns: int,
+                         scale: int) -> torch.Tensor:
+        """``compute(0, cols)`` (outputs ``scale`` columns per latent column), as tiles of
+        ``columns`` latent columns, each ``compute(a, b)`` of its columns plus ``halo`` on either
+        side (within the image) and cut to its own: under symmetric borders a cut edge acts
+        as the image's own edge only within the halo, so every tile's columns are the whole
+        computation's; the activations held are those of one tile. Periodic borders (which
+        wrap around) and images of fewer columns than a tile and its halos are computed whole."""
+        if self.wpt.boundary != "symmetric" or cols <= columns + 2 * halo:
+            return compute(0, cols)
+        out = None
+        for c0 in range(0, cols, columns):
+            c1 = min(cols, c0 + columns)
+            a, b = max(0, c0 - halo), min(cols, c1 + halo)
+            part = compute(a, b)
+            if out is None:
+                out = part.new_empty(*part.shape[:-1], cols * scale)
+            out[..., c0 * scale:c1 * scale] = part[..., (c0 - a) * scale:(c1 - a) * scale]
+            del part
+        return out
 
     @property
     def analysis_halo(self) -> int:
@@ -167,14 +195,14 @@ class WaLLoC(VariableRateModel):
         intermediate activations is then that of one band, and the result is the whole-image
         computation's up to float rounding (the same arithmetic on other tensor shapes)."""
         rows, cols = y.shape[-2:]
-        band = self.BAND_ROWS
-        if torch.is_grad_enabled() or rows <= self._whole_image_rows(sum(self.synthesis_halo)):
+        band, columns = self.tile()
+        if torch.is_grad_enabled() or rows <= self._whole_image_rows(sum(self.synthesis_halo), band):
             return self._synthesise(y)
         f = self.wpt.factor
         out = y.new_empty(y.shape[0], 3, rows * f, cols * f)
         for start in range(0, rows, band):
             stop = min(rows, start + band)
-            out[..., start * f: stop * f, :] = self._band(lambda a, b: y[..., a:b, :], rows, start, stop)
+            out[..., start * f: stop * f, :] = self._band(lambda a, b: y[..., a:b, :], rows, start, stop, columns)
         return out
 
     #: Latent rows per band of the entropy parameters and substreams of :meth:`compress_image`
@@ -188,7 +216,7 @@ class WaLLoC(VariableRateModel):
         walloc-cc's context model), for images taller than :meth:`_whole_image_rows`."""
         integer = self.integer_parameters if integer is None else integer
         halo = max(self.analysis_halo, sum(self.synthesis_halo))
-        if not integer or self.wpt.boundary != "symmetric" or rows <= self._whole_image_rows(halo):
+        if not integer or self.wpt.boundary != "symmetric" or rows <= self._whole_image_rows(halo, self.tile()[0]):
             return False
         return hasattr(self.build_latent_codec(integer=False), "compress_in_bands")
 
@@ -202,11 +230,11 @@ class WaLLoC(VariableRateModel):
         f = self.wpt.factor
         if not self._codes_in_bands(height // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
-        gain, rows, band = self.gains.gain(quality), height // f, self.BAND_ROWS
+        gain, rows, (band, columns) = self.gains.gain(quality), height // f, self.tile()
         trim = band_trimmer()
 
         def analyse(k: int) -> torch.Tensor:
-            return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band)) * gain
+            return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band), columns) * gain
 
         codec = self.build_latent_codec(coder, True)
         with band_pool() as pool:
@@ -243,16 +271,18 @@ class WaLLoC(VariableRateModel):
         trim = band_trimmer()
         rows, f, halo = shape[1], self.wpt.factor, sum(self.synthesis_halo)
 
-        def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
-            return self._band(lambda a, b: y[..., a - first:b - first, :], rows, start, stop)
+        band, columns = self.tile()
 
-        starts = range(0, rows, self.BAND_ROWS)
+        def synthesise(y: torch.Tensor, first: int, start: int, stop: int) -> torch.Tensor:  # y: rows first:...
+            return self._band(lambda a, b: y[..., a - first:b - first, :], rows, start, stop, columns)
+
+        starts = range(0, rows, band)
         with band_pool() as pool:
             latents = codec.decompress_in_bands(strings, shapes, self.CODING_ROWS, pool)
 
             def bands() -> Iterator[tuple[torch.Tensor, int, int, int]]:  # the latents decoded here
                 for start in starts:
-                    stop, first = min(rows, start + self.BAND_ROWS), max(0, start - halo)
+                    stop, first = min(rows, start + band), max(0, start - halo)
                     y = latents.rows(first, min(rows, stop + halo)).to(device) * inverse
                     latents.release(stop - halo)
                     trim()  # what decoding the latents freed (codec.memory)
@@ -271,17 +301,27 @@ class WaLLoC(VariableRateModel):
     #: their files and pixels unchanged.
     WHOLE_IMAGE_ROWS = 150
 
-    def _whole_image_rows(self, halo: int) -> int:
-        """Most latent rows of an image taken whole by a banded transform of ``halo`` rows
-        (:attr:`WHOLE_IMAGE_ROWS`, or more if a band and its halos would not be fewer rows)."""
-        return max(self.WHOLE_IMAGE_ROWS, self.BAND_ROWS + 2 * halo)
+    def _whole_image_rows(self, halo: int, band: int) -> int:
+        """Most latent rows of an image taken whole by a banded transform of ``halo`` rows and
+        bands of ``band`` rows (:attr:`WHOLE_IMAGE_ROWS`, or more if a band and its halos
+        would not be fewer rows)."""
+        return max(self.WHOLE_IMAGE_ROWS, band + 2 * halo)
 
-    #: Latent rows per band of :meth:`g_a` and :meth:`g_s` (512 pixel rows). A constant, so that
-    #: the pixels decoded from a file never depend on the machine (other bands may round a
-    #: float differently); the halo rows cost about 34 % more decoder work on images taller
-    #: than the band, and save the memory of all the rows at once: with bands on two threads
-    #: (:mod:`codec.band_pool`), about that of one band of twice the rows.
-    BAND_ROWS = 64
+    #: Latent rows and columns of the tiles of :meth:`g_a` and :meth:`g_s` on large images
+    #: (512 x 1024 pixels) unless :func:`codec.tiling.tiles_of` sets others (``--tile``): the
+    #: same pixels and bytes whatever the tiles (docs/large-images.md, "Tiles"). The halos
+    #: cost about a third more decoder work than the tiles alone, and save the memory of
+    #: whole rows: with bands on two threads (:mod:`codec.band_pool`), two tiles' activations.
+    BAND_ROWS, TILE_COLUMNS = 64, 128
+
+    def tile(self) -> tuple[int, int]:
+        """(rows, columns) of latents per tile: :func:`codec.tiling.tile_pixels` in latents
+        (at least one), else :attr:`BAND_ROWS` x :attr:`TILE_COLUMNS`. Read once per image in
+        the caller's thread (band threads do not see its context)."""
+        pixels = tile_pixels()
+        if pixels is None:
+            return self.BAND_ROWS, self.TILE_COLUMNS
+        return tuple(max(1, n // self.wpt.factor) for n in pixels)  # type: ignore[return-value]
 
     def _synthesise(self, y: torch.Tensor) -> torch.Tensor:
         return self.wpt.synthesis(self.decoder(y)) + 0.5
@@ -338,7 +378,15 @@ class WaLLoC(VariableRateModel):
         wavelet = math.ceil(sum(reach / 2**level for level in range(self.wpt.levels)))
         return decoder, wavelet
 
-    def _band(self, y: Callable[[int, int], torch.Tensor], rows: int, start: int, stop: int) -> torch.Tensor:
+    def _band(self, y: Callable[[int, int], torch.Tensor], rows: int, start: int, stop: int, columns: int) -> torch.Tensor:
+        """:meth:`_band_rows` in tiles of ``columns`` latent columns (:meth:`_in_column_tiles`)."""
+        cols = y(start, start + 1).shape[-1]
+
+        def tile(a: int, b: int) -> torch.Tensor:
+            return self._band_rows(lambda first, last: y(first, last)[..., a:b], rows, start, stop)
+        return self._in_column_tiles(tile, cols, sum(self.synthesis_halo), columns, self.wpt.factor)
+
+    def _band_rows(self, y: Callable[[int, int], torch.Tensor], rows: int, start: int, stop: int) -> torch.Tensor:
         """Pixels of latent rows ``start:stop`` by the computation :meth:`_synthesise` does for
         all of ``y`` (the same floats up to rounding): wavelet coefficients of the rows within the synthesis filters' reach
         (wrapping around under periodic borders, as the whole transform does), each run of
