@@ -37,20 +37,27 @@ def _libc_function(name: str):
         return None
 
 
+def bound_heap(mmap_threshold: int = MMAP_THRESHOLD) -> None:
+    """Fix glibc's mmap threshold at ``mmap_threshold`` bytes until the next call, so the
+    band-sized blocks (activations of MBs to tens of MBs) are mapped on their own and given
+    back when freed, instead of kept in heaps that fragment (glibc otherwise raises the
+    threshold up to 32 MB as such blocks are freed); and (once) let threads made from now on
+    share the one heap there is (glibc gives each thread that allocates beside another a heap
+    of its own, up to 8 per core). Call it before the band threads start. Measured at 24 MP
+    with two band threads: 1.07 -> 0.76-0.79 GB peak for ``codec encode`` (docs/large-images.md)."""
+    function = _mallopt()
+    if function is not None:
+        function(_M_MMAP_THRESHOLD, mmap_threshold)
+
+
 @cache
-def bound_heap() -> None:
-    """For the rest of the process (once): fix glibc's mmap threshold at :data:`MMAP_THRESHOLD`,
-    so the band-sized blocks (activations of MBs to tens of MBs) are mapped on their own and
-    given back when freed, instead of kept in heaps that fragment (glibc otherwise raises the
-    threshold up to 32 MB as such blocks are freed); and let threads made from now on share
-    the one heap there is (glibc gives each thread that allocates beside another a heap of its
-    own, up to 8 per core). Call it before the band threads start. Measured at 24 MP with two
-    band threads: 1.07 -> 0.76-0.79 GB peak for ``codec encode`` (docs/large-images.md)."""
+def _mallopt():
+    """glibc's ``mallopt``, after limiting the heaps to one (once), or None."""
     function = _libc_function("mallopt")
     if function is not None:
         function.argtypes, function.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        function(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         function(_M_ARENA_MAX, 1)
+    return function
 
 
 def trim() -> None:
@@ -61,10 +68,11 @@ def trim() -> None:
         function(0)
 
 
-def band_trimmer() -> Callable[[], None]:
+def band_trimmer(mmap_threshold: int = MMAP_THRESHOLD) -> Callable[[], None]:
     """What a model coding an image in bands calls at band boundaries (:func:`trim`), after the
     heap bound (:func:`bound_heap`), on any number of band threads. Faulting the pages in again
     costs CPU (system time: about 4 s more than the 12 s of CPU of a 24 MP two-thread encode
-    here), and the two threads' speed-up is kept (docs/large-images.md)."""
-    bound_heap()
+    here), and the two threads' speed-up is kept (docs/large-images.md). ``mmap_threshold``:
+    that of :func:`bound_heap`, for the model's kind of allocations."""
+    bound_heap(mmap_threshold)
     return trim

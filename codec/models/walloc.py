@@ -20,7 +20,7 @@ from torch import nn
 from codec.band_pool import band_pool, band_threads, in_order, submit
 from codec.entropy import DEFAULT_CODER
 from codec.latent_codecs import Shapes, Strings
-from codec.memory import band_trimmer
+from codec.memory import MMAP_THRESHOLD, band_trimmer
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
 from codec.tiling import tile_pixels
 from codec.transforms import WaveletPacket2D
@@ -231,7 +231,7 @@ class WaLLoC(VariableRateModel):
         if not self._codes_in_bands(height // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
         gain, rows, (band, columns) = self.gains.gain(quality), height // f, self.tile()
-        trim = band_trimmer()
+        trim = band_trimmer(self.HEAP_MMAP_THRESHOLD)
 
         def analyse(k: int) -> torch.Tensor:
             return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band), columns) * gain
@@ -268,7 +268,7 @@ class WaLLoC(VariableRateModel):
         if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
-        trim = band_trimmer()
+        trim = band_trimmer(self.HEAP_MMAP_THRESHOLD)
         rows, f, halo = shape[1], self.wpt.factor, sum(self.synthesis_halo)
 
         band, columns = self.tile()
@@ -313,6 +313,10 @@ class WaLLoC(VariableRateModel):
     #: cost about a third more decoder work than the tiles alone, and save the memory of
     #: whole rows: with bands on two threads (:mod:`codec.band_pool`), two tiles' activations.
     BAND_ROWS, TILE_COLUMNS = 64, 128
+
+    #: Blocks of at least this many bytes are mapped on their own while an image is coded in
+    #: bands (:func:`codec.memory.bound_heap`).
+    HEAP_MMAP_THRESHOLD = MMAP_THRESHOLD
 
     def tile(self) -> tuple[int, int]:
         """(rows, columns) of latents per tile: :func:`codec.tiling.tile_pixels` in latents
