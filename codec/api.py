@@ -168,18 +168,26 @@ def _pack(header: bitstream.Header, out: dict[str, Any], image: int) -> bytes:
 def pixel_rows(rgb: np.ndarray, pad_right: int, device: torch.device) -> PixelRows:
     """The rows of an 8-bit image ``[H, W, 3]`` as a model codes them (``[1, 3, n, W +
     pad_right]`` float32 in [0, 1], rows past the last and the added columns repeating the
-    last ones), converted only when asked for: a model that codes in bands never holds the
-    float image."""
+    last ones), converted only when asked for, a band of rows or a tile (columns ``first:last``
+    of the padded width) at a time: a model that codes in tiles never holds the float image."""
     last, width = rgb.shape[0] - 1, rgb.shape[1]
 
-    def rows(index: torch.Tensor) -> torch.Tensor:
-        band = torch.from_numpy(rgb[index.clamp(max=last).numpy()]).to(device).permute(2, 0, 1)
+    def rows(index: torch.Tensor, first: int = 0, stop: int | None = None) -> torch.Tensor:
+        stop = width + pad_right if stop is None else stop
+        if not 0 <= first < stop <= width + pad_right:
+            raise ValueError(f"columns {first}:{stop} beyond the image's {width + pad_right}")
+        own = min(stop, width) - first  # columns of the image; the rest repeat its last column
+        source = rgb[index.clamp(max=last).numpy(), max(0, min(first, width - 1)):min(stop, width)]
+        band = torch.from_numpy(source).to(device).permute(2, 0, 1)
         # One float tensor, padded in place (the values of F.pad's "replicate": copies of the last column).
-        x = torch.empty((1, 3, band.shape[1], width + pad_right), dtype=torch.float32, device=device)
-        x[0, :, :, :width] = band
+        x = torch.empty((1, 3, band.shape[1], stop - first), dtype=torch.float32, device=device)
+        if own > 0:
+            x[0, :, :, :own] = band
+        else:  # a tile of padding columns only
+            x[0] = band[:, :, -1:]
         del band
-        if pad_right:
-            x[..., width:] = x[..., width - 1: width]
+        if own < stop - first and own > 0:
+            x[..., own:] = x[..., own - 1: own]
         return x.div_(255)
 
     return rows
@@ -199,16 +207,17 @@ def _encode_image(rgb: np.ndarray, net: VariableRateModel, quality: float | None
     passes: list[int] = []  # first row read by the first read, passes started; bands may be read on threads
     lock = threading.Lock()
 
-    def counted(index: torch.Tensor) -> torch.Tensor:
-        with lock:
-            if not passes:
-                passes[:] = [int(index[0]), 0]
-            elif int(index[0]) == passes[0]:  # a pass over the image reads its first band again
-                passes[1] += 1
-                bar.reset()
-                bar.set_description(f"encode, pass {passes[1] + 1}")
-            bar.update(max(0, min(height, int(index[-1]) + 1) - bar.n))
-        return pixels(index)
+    def counted(index: torch.Tensor, first: int = 0, stop: int | None = None) -> torch.Tensor:
+        if first == 0:  # the first tile of a band: count its rows
+            with lock:
+                if not passes:
+                    passes[:] = [int(index[0]), 0]
+                elif int(index[0]) == passes[0]:  # a pass over the image reads its first band again
+                    passes[1] += 1
+                    bar.reset()
+                    bar.set_description(f"encode, pass {passes[1] + 1}")
+                bar.update(max(0, min(height, int(index[-1]) + 1) - bar.n))
+        return pixels(index, first, stop)
 
     with memory_errors("encode", width, height), reproducible_threads(dev), \
             _progress_bar(height, "encode", progress) as bar:

@@ -129,3 +129,36 @@ def test_bad_tile_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys, c
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].endswith("tile sides must be 256 to 65536 pixels, got 100x100")
     assert "Traceback" not in err and sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+
+
+def test_a_wide_short_image_is_tiled_too(banded_coding, monkeypatch):
+    """Rows within WHOLE_IMAGE_ROWS but columns beyond WHOLE_IMAGE_COLUMNS: coded in bands and
+    tiles (a short panorama must not take the memory of the whole image), same bytes."""
+    from codec.models.walloc import WaLLoC
+
+    weights, calls = banded_coding
+    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_ROWS", 150)
+    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_COLUMNS", 16)
+    net = api.resolve_model(weights)
+    rgb = _photo(72, 1203)
+    data, pixels = _whole(net, rgb)
+    assert api.encode(rgb, model=net, quality=3.0, tile=256) == data
+    assert_same_pixels(np.asarray(api.decode(data, model=net, tile=256)), pixels)
+    assert calls == ["compress_in_bands", "decompress_in_bands"]
+    monkeypatch.setattr(WaLLoC, "WHOLE_IMAGE_COLUMNS", 256)
+    assert api.encode(rgb, model=net, quality=3.0) == data and len(calls) == 2  # taken whole
+
+
+def test_pixel_rows_of_a_tile_are_those_of_the_band():
+    """``pixel_rows(...)(index, first, stop)`` is columns first:stop of the whole band, the
+    padding columns (copies of the last one) included, for any tile."""
+    rgb = np.random.default_rng(1).integers(0, 256, (5, 13, 3), dtype=np.uint8)
+    pixels = api.pixel_rows(rgb, 3, torch.device("cpu"))
+    index = torch.tensor([4, 0, 2, 7])  # rows past the last repeat it
+    whole = pixels(index)
+    assert whole.shape == (1, 3, 4, 16)
+    for first in range(16):
+        for stop in range(first + 1, 17):
+            assert torch.equal(pixels(index, first, stop), whole[..., first:stop]), (first, stop)
+    with pytest.raises(ValueError, match="columns"):
+        pixels(index, 3, 17)

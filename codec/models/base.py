@@ -36,8 +36,9 @@ from codec.latent_codecs.integer_parameters import derive_integer_parameters
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from codec.models.gain import GainUnits, interpolate_levels
 
-#: ``pixels(index)``: the pixel rows of an int64 index tensor of one image, ``[1, 3, len(index), width]``.
-PixelRows = Callable[[torch.Tensor], torch.Tensor]
+#: ``pixels(index)``: the pixel rows of an int64 index tensor of one image, ``[1, 3, len(index), width]``;
+#: ``pixels(index, first, last)``: columns ``first:last`` of them only.
+PixelRows = Callable[..., torch.Tensor]
 
 # RD trade-offs of the trained quality levels (loss = lambda * 255^2 * MSE + bpp), the
 # first six of compressai's MSE lambdas.

@@ -126,27 +126,27 @@ class WaLLoC(VariableRateModel):
         return self.wpt.analysis(x - 0.5)
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> latents. Without gradients, an image taller than :meth:`_whole_image_rows`
-        latent rows is analysed in tiles (:meth:`_analysis_band`), as :meth:`g_s`
-        synthesises."""
-        rows = x.shape[-2] // self.wpt.factor
+        """Image -> latents. Without gradients, an image larger than :meth:`_taken_whole` is
+        analysed in tiles (:meth:`_analysis_band`), as :meth:`g_s` synthesises."""
+        rows, cols = x.shape[-2] // self.wpt.factor, x.shape[-1] // self.wpt.factor
         band, columns = self.tile()
-        if torch.is_grad_enabled() or rows <= self._whole_image_rows(self.analysis_halo, band):
+        if torch.is_grad_enabled() or self._taken_whole(rows, cols, self.analysis_halo):
             return self.encoder(self.coefficients(x))
         out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // self.wpt.factor)
-        pixels = lambda index: x.index_select(-2, index.to(x.device))  # noqa: E731
+        pixels = lambda index, first, stop: x[..., first:stop].index_select(-2, index.to(x.device))  # noqa: E731
         for start in range(0, rows, band):
             stop = min(rows, start + band)
-            out[..., start:stop, :] = self._analysis_band(pixels, x.shape[-2], start, stop, columns)
+            out[..., start:stop, :] = self._analysis_band(pixels, x.shape[-2], x.shape[-1], start, stop, columns)
         return out
 
-    def _analysis_band(self, pixels: Callable[[torch.Tensor], torch.Tensor], height: int, start: int,
-                       stop: int, columns: int) -> torch.Tensor:
-        """Latent rows ``start:stop`` of an image of ``height`` pixel rows, ``pixels(index)``
-        giving the pixel rows of an index tensor: the encoder is pointwise, so they need only
-        the pixel rows within the wavelet analysis filters' reach (wrapping around under
-        periodic borders), and tiles of ``columns`` latent columns only the pixel columns
-        within that reach (:meth:`_in_column_tiles`)."""
+    def _analysis_band(self, pixels: PixelRows, height: int, width: int, start: int, stop: int,
+                       columns: int) -> torch.Tensor:
+        """Latent rows ``start:stop`` of an image of ``height`` pixel rows and ``width`` pixel
+        columns, ``pixels(index, first, stop)`` giving columns ``first:stop`` of the pixel rows
+        of an index tensor: the encoder is pointwise, so they need only the pixel rows within
+        the wavelet analysis filters' reach (wrapping around under periodic borders), and
+        tiles of ``columns`` latent columns only the pixel columns within that reach
+        (:meth:`_in_column_tiles`), read a tile at a time."""
         f, halo, rows = self.wpt.factor, self.analysis_halo, height // self.wpt.factor
         if self.wpt.boundary == "periodic":
             first, last = start - halo, stop + halo
@@ -154,12 +154,12 @@ class WaLLoC(VariableRateModel):
         else:
             first, last = max(0, start - halo), min(rows, stop + halo)
             index = torch.arange(first * f, last * f)
-        centred = pixels(index)
-        centred -= 0.5
 
         def tile(a: int, b: int) -> torch.Tensor:
-            return self.encoder(self.wpt.analysis(centred[..., a * f:b * f]))[..., start - first: stop - first, :]
-        return self._in_column_tiles(tile, centred.shape[-1] // f, halo, columns, 1)
+            centred = pixels(index, a * f, b * f)
+            centred -= 0.5
+            return self.encoder(self.wpt.analysis(centred))[..., start - first: stop - first, :]
+        return self._in_column_tiles(tile, width // f, halo, columns, 1)
 
     def _in_column_tiles(self, compute: Callable[[int, int], torch.Tensor], cols: int, halo: int, columns: int,
                          scale: int) -> torch.Tensor:
@@ -190,13 +190,12 @@ class WaLLoC(VariableRateModel):
         return math.ceil(sum(reach * 2**level for level in range(self.wpt.levels)) / self.wpt.factor)
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
-        """Latents -> image. Without gradients, an image taller than :meth:`_whole_image_rows`
-        latent rows is synthesised in bands of rows (:meth:`_band`): the memory of the
+        """Latents -> image. Without gradients, an image larger than :meth:`_taken_whole` is synthesised in bands of rows (:meth:`_band`): the memory of the
         intermediate activations is then that of one band, and the result is the whole-image
         computation's up to float rounding (the same arithmetic on other tensor shapes)."""
         rows, cols = y.shape[-2:]
         band, columns = self.tile()
-        if torch.is_grad_enabled() or rows <= self._whole_image_rows(sum(self.synthesis_halo), band):
+        if torch.is_grad_enabled() or self._taken_whole(rows, cols, sum(self.synthesis_halo)):
             return self._synthesise(y)
         f = self.wpt.factor
         out = y.new_empty(y.shape[0], 3, rows * f, cols * f)
@@ -209,14 +208,14 @@ class WaLLoC(VariableRateModel):
     #: and :meth:`decompress_image`, and of ``h_a``'s bands (the results do not depend on it).
     CODING_ROWS = 64
 
-    def _codes_in_bands(self, rows: int, integer: bool | None) -> bool:
+    def _codes_in_bands(self, rows: int, cols: int, integer: bool | None) -> bool:
         """Whether :meth:`compress_image` / :meth:`decompress_image` work in bands for ``rows``
         latent rows: with integer parameters, symmetric borders and an entropy model that codes
         in bands (``compress_in_bands`` / ``decompress_in_bands``: the mean-scale hyperprior,
-        walloc-cc's context model), for images taller than :meth:`_whole_image_rows`."""
+        walloc-cc's context model), for images larger than :meth:`_taken_whole`."""
         integer = self.integer_parameters if integer is None else integer
         halo = max(self.analysis_halo, sum(self.synthesis_halo))
-        if not integer or self.wpt.boundary != "symmetric" or rows <= self._whole_image_rows(halo, self.tile()[0]):
+        if not integer or self.wpt.boundary != "symmetric" or self._taken_whole(rows, cols, halo):
             return False
         return hasattr(self.build_latent_codec(integer=False), "compress_in_bands")
 
@@ -228,13 +227,13 @@ class WaLLoC(VariableRateModel):
         entropy parameters and substreams follow a band of :attr:`CODING_ROWS` rows at a time;
         the same bytes in the memory of a few bands."""
         f = self.wpt.factor
-        if not self._codes_in_bands(height // f, integer):
+        if not self._codes_in_bands(height // f, width // f, integer):
             return super().compress_image(pixels, height, width, quality, coder, integer)
         gain, rows, (band, columns) = self.gains.gain(quality), height // f, self.tile()
         trim = band_trimmer(self.HEAP_MMAP_THRESHOLD)
 
         def analyse(k: int) -> torch.Tensor:
-            return self._analysis_band(pixels, height, k * band, min(rows, (k + 1) * band), columns) * gain
+            return self._analysis_band(pixels, height, width, k * band, min(rows, (k + 1) * band), columns) * gain
 
         codec = self.build_latent_codec(coder, True)
         with band_pool() as pool:
@@ -265,7 +264,7 @@ class WaLLoC(VariableRateModel):
         self._check_streams(strings)
         codec = self.build_latent_codec(coder, integer)
         shape = codec.latent_shape(shapes) if hasattr(codec, "decompress_in_bands") else ()
-        if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], integer):
+        if len(shape) != 3 or len(next(iter(strings.values()))) != 1 or not self._codes_in_bands(shape[1], shape[2], integer):
             return super().decompress_image(strings, shapes, quality, write, coder, integer)
         inverse, device = self.gains.inverse_gain(quality), self.gains.log_gain.device
         trim = band_trimmer(self.HEAP_MMAP_THRESHOLD)
@@ -296,16 +295,19 @@ class WaLLoC(VariableRateModel):
                 del pixels
                 trim()  # what the band freed (codec.memory)
 
-    #: Images of at most this many latent rows (1,200 pixel rows: all of Kodak) are analysed,
-    #: synthesised and coded whole, as before bands existed: faster on small images, and
-    #: their files and pixels unchanged.
-    WHOLE_IMAGE_ROWS = 150
+    #: Images of at most this many latent rows and columns (1,200 x 2,048 pixels: all of
+    #: Kodak, full HD) are analysed, synthesised and coded whole, as before bands existed:
+    #: faster on small images, and their files and pixels unchanged. Wider ones, however
+    #: short, are tiled (a 20000 x 1100 image took 1.6 GB whole).
+    WHOLE_IMAGE_ROWS, WHOLE_IMAGE_COLUMNS = 150, 256
 
-    def _whole_image_rows(self, halo: int, band: int) -> int:
-        """Most latent rows of an image taken whole by a banded transform of ``halo`` rows and
-        bands of ``band`` rows (:attr:`WHOLE_IMAGE_ROWS`, or more if a band and its halos
-        would not be fewer rows)."""
-        return max(self.WHOLE_IMAGE_ROWS, band + 2 * halo)
+    def _taken_whole(self, rows: int, cols: int, halo: int) -> bool:
+        """Whether an image of ``rows`` x ``cols`` latents is taken whole by a tiled transform
+        of ``halo`` latents: within :attr:`WHOLE_IMAGE_ROWS` x :attr:`WHOLE_IMAGE_COLUMNS`, or
+        within one tile and its halos (:meth:`tile`)."""
+        band, columns = self.tile()
+        return (rows <= max(self.WHOLE_IMAGE_ROWS, band + 2 * halo)
+                and cols <= max(self.WHOLE_IMAGE_COLUMNS, columns + 2 * halo))
 
     #: Latent rows and columns of the tiles of :meth:`g_a` and :meth:`g_s` on large images
     #: (512 x 1024 pixels) unless :func:`codec.tiling.tiles_of` sets others (``--tile``): the
