@@ -164,8 +164,10 @@ def test_pixel_rows_of_a_tile_are_those_of_the_band():
         pixels(index, 3, 17)
 
 
-def test_coding_bands_of_wide_images_take_fewer_rows():
+def test_coding_bands_of_wide_images_take_fewer_rows(monkeypatch):
     net = build_model("walloc", dict(TINY_WALLOC, boundary="symmetric"))
+    assert net._coding_rows(100_000) == net.CODING_ROWS  # walloc: no limit
+    monkeypatch.setattr(type(net), "CODING_LATENTS", 64 * 768)  # walloc-cc's
     rows = {cols: net._coding_rows(cols) for cols in (1, 96, 768, 1000, 2500, 10_000, 100_000)}
     assert rows[1] == rows[96] == rows[768] == net.CODING_ROWS
     assert rows[1000] == 48 and rows[2500] == 16 and rows[10_000] == rows[100_000] == 8

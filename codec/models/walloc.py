@@ -206,16 +206,20 @@ class WaLLoC(VariableRateModel):
         return out
 
     #: Latent rows per band of the entropy parameters and substreams of :meth:`compress_image`
-    #: and :meth:`decompress_image`, and of ``h_a``'s bands (the results do not depend on it),
-    #: on images up to :attr:`CODING_LATENTS` / 64 latent columns wide; wider ones take fewer
-    #: rows a band (:meth:`_coding_rows`), so a band's parameters take the same memory.
-    CODING_ROWS, CODING_LATENTS = 64, 64 * 768
+    #: and :meth:`decompress_image`, and of ``h_a``'s bands (the results do not depend on it).
+    CODING_ROWS = 64
+
+    #: Latents a channel of one coding band at most (None: no limit): on images wider than
+    #: ``CODING_LATENTS / CODING_ROWS`` latents, coding bands of fewer rows (:meth:`_coding_rows`).
+    #: None for walloc, whose bands' parameters are small: fewer rows only cost it time.
+    CODING_LATENTS: int | None = None
 
     def _coding_rows(self, cols: int) -> int:
-        """Rows per coding band of an image ``cols`` latents wide: about :attr:`CODING_LATENTS`
-        latents a channel, a multiple of 8 (what the entropy models' bands need), at most
-        :attr:`CODING_ROWS`. A 20000 px wide panorama: 16 rows; its walloc-cc encode peaks at
-        0.84 GB instead of 1.12, its decode at 0.71 instead of 0.81 (docs/large-images.md)."""
+        """Rows per coding band of an image ``cols`` latents wide: :attr:`CODING_ROWS`, or
+        fewer (a multiple of 8, what the entropy models' bands need) to keep a band within
+        :attr:`CODING_LATENTS` latents a channel."""
+        if self.CODING_LATENTS is None:
+            return self.CODING_ROWS
         return min(self.CODING_ROWS, max(8, self.CODING_LATENTS // max(1, cols) // 8 * 8))
 
     def _codes_in_bands(self, rows: int, cols: int, integer: bool | None) -> bool:
