@@ -49,7 +49,7 @@ class ChannelConditionalWaLLoC(WaLLoC):
 
     #: The walk over the groups holds about 16 bytes a latent of a coding band at full width:
     #: images wider than 6,144 px take coding bands of fewer rows. A 20000 x 1100 panorama
-    #: (16 rows): encode 1.12 -> 0.84 GB, decode 0.81 -> 0.71 GB; 100 MP (12248 px, 32 rows):
+    #: (16 rows): encode 1.12 -> 0.84 GB, decode 0.81 -> 0.72 GB; 100 MP (12248 px, 32 rows):
     #: 1.22 -> 1.12 and 1.31 -> 1.16 GB, 9-13 % slower (docs/large-images.md, "Tiles").
     CODING_LATENTS = 64 * 768
 
