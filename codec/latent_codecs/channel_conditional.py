@@ -42,6 +42,7 @@ from codec.latent_codecs.entropy_bottleneck import EntropyBottleneckLatentCodec
 from codec.latent_codecs.gaussian_conditional import GaussianConditionalLatentCodec
 from codec.latent_codecs.hyperprior import HyperLatentsInBands
 from codec.latent_codecs.integer_parameters import ACTIVATION_BITS, RANGE_BITS, IntegerChannelConditionalParameters
+from codec.latent_codecs.row_bands import narrowed
 
 #: The float transforms see their inputs clamped as the integer ones do (``+-2^RANGE_BITS``).
 INPUT_RANGE = float(2**RANGE_BITS)
@@ -327,7 +328,7 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                 if self.checkerboard:
                     p = tuple(checkerboard_split(t)[1 if group.part == "rest" else 0] for t in p)
                 indexes, _, means = (t[0].cpu().numpy() for t in p)
-                return indexes, _compact(means)
+                return indexes, np.ascontiguousarray(narrowed(means))  # int32 or narrower for trained models
             return parameters
 
         decoders += [latent.decoder_in_bands(strings, shapes, band_rows, parameters_of(group), _y_hat)
@@ -339,13 +340,6 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         for latent in {id(latent.gaussian_conditional): latent for latent in self.latents}.values():
             updated = latent.update(force=force) or updated
         return updated
-
-
-def _compact(means: np.ndarray) -> np.ndarray:
-    """Fixed-point means as int32 when they fit (they do for trained models), else int64: what
-    a banded decoder keeps of them for every latent until the synthesis has passed it."""
-    fits = means.size == 0 or (int(means.min()) >= -2**31 and int(means.max()) < 2**31)
-    return means.astype(np.int32) if fits else np.ascontiguousarray(means)
 
 
 def _y_hat(symbols: np.ndarray, means: np.ndarray) -> np.ndarray:

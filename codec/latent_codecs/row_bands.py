@@ -53,12 +53,15 @@ class _Bands:
                 del self.items[start]
 
 
-def _narrowed(values: np.ndarray) -> np.ndarray:
-    """``values`` (integers) in the narrowest of int8, int16 and int32 that holds them all."""
+def narrowed(values: np.ndarray) -> np.ndarray:
+    """``values`` (integers) in the narrowest of int8, int16 and int32 that holds them all, if
+    narrower than their own type; else ``values`` as they are."""
     if values.size == 0:
         return values
     low, high = int(values.min()), int(values.max())
-    for kind in (np.int8, np.int16):
+    for kind in (np.int8, np.int16, np.int32):
+        if np.dtype(kind).itemsize >= values.dtype.itemsize:
+            break
         if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
             return values.astype(kind)
     return values
@@ -84,7 +87,7 @@ class BandedEncoder:
         (the row after the last band added), coding every substream now complete. The band is
         kept in the narrowest integer type that holds it (a substream that ends one channel and
         starts the next keeps the first bands until the last: 2-3 bytes a latent, not 8)."""
-        self.bands.items[start] = (stop, (_narrowed(symbols), _narrowed(indexes)))
+        self.bands.items[start] = (stop, (narrowed(symbols), narrowed(indexes)))
         ready = [j for j in self.pending if self.ready_at[j] <= stop]
         if ready:
             symbols = [self.bands.gather(self.segments[j], 0) for j in ready]
@@ -151,7 +154,7 @@ class BandedDecoder:
                 start, stop = self._band_of(row)
                 if start not in self.params.items and start not in self.values:
                     indexes, *arrays = self.parameters(start, stop)
-                    self.params.items[start] = (stop, (_narrowed(indexes),))
+                    self.params.items[start] = (stop, (narrowed(indexes),))
                     if self.y_hat_of is None:  # y_hat = means + decoded symbols
                         kept = [arrays[0].copy()]
                     else:
