@@ -1,0 +1,93 @@
+"""Widen a walloc decoder (more channels, more residual blocks) without changing what it
+decodes: an --init for training a larger decoder from shipped weights (docs/training.md).
+
+    python tools/widen_walloc.py codec/zoo/weights/walloc.safetensors /tmp/walloc-wide.safetensors \\
+        --decoder-channels 128 [--decoder-blocks 4]
+
+Every old weight is kept. A new channel is computed from the old ones by small random weights,
+and no old channel (nor the decoder's output) reads a new one yet: those weights are zero.
+A new residual block starts with a random first convolution and a zero second one, so it
+adds nothing. The widened model therefore decodes exactly as the old one at step 0, and
+training can grow the new channels, since each zero weight sits between a random one and a
+gradient. The result keeps the input's metadata (step, training history) with the new config.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from codec.models.weights import build_model
+
+NEW_WEIGHT_SCALE = 0.5  # the new rows' standard deviation, relative to the old rows' own
+
+
+def _grown(old: torch.Tensor, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    """``old`` embedded in a tensor of ``shape``: old rows keep their weights and read nothing
+    new (zeros), new rows (outputs) of a weight are random, new bias entries zero."""
+    new = torch.zeros(shape, dtype=old.dtype)
+    new[tuple(slice(0, n) for n in old.shape)] = old
+    if old.dim() > 1 and shape[0] > old.shape[0]:
+        std = NEW_WEIGHT_SCALE * float(old.std())
+        new[old.shape[0]:] = torch.randn(new[old.shape[0]:].shape, generator=generator, dtype=old.dtype) * std
+    return new
+
+
+def widen(tensors: dict[str, torch.Tensor], config: dict, channels: int, blocks: int, seed: int = 0) -> tuple[dict, dict]:
+    """The tensors and config of the widened walloc (see the module docstring)."""
+    if channels < config["decoder_channels"] or blocks < config["decoder_blocks"]:
+        raise SystemExit("widen_walloc: the decoder can only grow (channels and blocks)")
+    wide_config = dict(config, decoder_channels=channels, decoder_blocks=blocks)
+    target = build_model("walloc", wide_config).state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    old_blocks = config["decoder_blocks"]
+    out = {}
+    for key, reference in target.items():
+        # The decoder's body: conv (0), activation (1), blocks (2 .. blocks+1), output conv.
+        found = re.fullmatch(r"decoder\.body\.(\d+)\.(.*)", key)
+        source = key
+        if found and int(found.group(1)) == blocks + 2:  # the output conv moved behind the new blocks
+            source = f"decoder.body.{old_blocks + 2}.{found.group(2)}"
+        if found and old_blocks + 2 <= int(found.group(1)) < blocks + 2:  # a new residual block
+            if found.group(2).startswith("body.0.") and reference.dim() > 1:
+                std = NEW_WEIGHT_SCALE * float(tensors["decoder.body.2.body.0.weight"].std())
+                out[key] = torch.randn(reference.shape, generator=generator) * std
+            else:
+                out[key] = torch.zeros_like(reference)
+            continue
+        old = tensors[source]
+        grows = key.startswith("decoder.") and old.shape != reference.shape
+        out[key] = _grown(old, reference.shape, generator) if grows else old.clone()  # CDF tables keep their size
+    return out, wide_config
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", help="a walloc weights file")
+    p.add_argument("out", help="where to write the widened weights")
+    p.add_argument("--decoder-channels", type=int, default=None, help="new width (default: unchanged)")
+    p.add_argument("--decoder-blocks", type=int, default=None, help="new number of residual blocks (default: unchanged)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    with safe_open(args.weights, "pt") as f:
+        metadata = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if metadata.get("architecture") != "walloc":
+        raise SystemExit(f"widen_walloc: {args.weights} is not a walloc weights file")
+    config = json.loads(metadata["config"])
+    channels = args.decoder_channels or config["decoder_channels"]
+    blocks = args.decoder_blocks or config["decoder_blocks"]
+    wide, wide_config = widen(tensors, config, channels, blocks, args.seed)
+    metadata["config"] = json.dumps(wide_config, sort_keys=True)
+    save_file(wide, args.out, metadata=metadata)
+    print(f"{args.out}: decoder {config['decoder_channels']} -> {channels} channels, "
+          f"{config['decoder_blocks']} -> {blocks} blocks")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
