@@ -282,12 +282,13 @@ def in_bands(compute, inputs: tuple[torch.Tensor, ...], halo: int, up: int, max_
     return tuple(torch.cat(column, dim=dim) for column in zip(*parts))
 
 
-def rows_of(compute, network: IntegerNetwork, symbols: torch.Tensor, start: int, stop: int, max_outputs: int
-            ) -> tuple[torch.Tensor, ...]:
+def rows_of(compute, network: IntegerNetwork, symbols: torch.Tensor, start: int, stop: int, max_outputs: int,
+            chunk_outputs: int | None = None) -> tuple[torch.Tensor, ...]:
     """Rows ``start:stop`` of ``compute(symbols)`` (tensors at ``network``'s output resolution,
     ``compute`` ending with ``network``), computed from the rows of ``symbols`` they depend on
     (plus ``network.halo``) only, and in chunks of columns with the same halo: the same
-    integers, in the memory of about ``max_outputs`` output positions at a time."""
+    integers, in the memory of about ``chunk_outputs`` output positions at a time (default
+    a quarter of ``max_outputs``)."""
     up, halo = network.upsampling, network.halo
     first, last = max(0, start // up - halo), min(symbols.shape[-2], -(-stop // up) + halo)
     offset = start - first * up
@@ -296,7 +297,8 @@ def rows_of(compute, network: IntegerNetwork, symbols: torch.Tensor, start: int,
         return tuple(o[..., offset:offset + stop - start, :] for o in compute(z_rows))
 
     # Columns in chunks too: the int64 work holds several KB per output position.
-    return in_bands(own_rows, (symbols[..., first:last, :],), halo, up, max_outputs // 4, dim=-1)
+    chunk = max_outputs // 4 if chunk_outputs is None else chunk_outputs
+    return in_bands(own_rows, (symbols[..., first:last, :],), halo, up, chunk, dim=-1)
 
 
 class IntegerGaussianParameters:
@@ -372,6 +374,14 @@ class IntegerChannelConditionalParameters:
 
     #: Output positions (rows x columns of ``y``) a band computes at once.
     BAND_OUTPUTS = 1 << 17
+    #: Output positions of the chunks of columns that a band's int64 work goes in: the hyper
+    #: features (96 channels from the hyper-synthesis) and each group's transform (up to 144
+    #: input channels). Both run at once on two threads while a band is coded; at 1/4 and 1/8
+    #: of a band, a 20000 x 1100 panorama's two-thread encode peaked at 0.85 GB, over its
+    #: memory bound of 0.80 GB; at 1/16 and 1/16 it peaks at 0.78 GB (docs/large-images.md,
+    #: "Tiles"). Smaller group chunks (1/32) raised the decoder's peak by 0.04 GB.
+    FEATURE_CHUNK_OUTPUTS = BAND_OUTPUTS // 16
+    GROUP_CHUNK_OUTPUTS = BAND_OUTPUTS // 16
 
     def __init__(self, h_s: nn.Sequential, transforms: nn.ModuleList, medians: torch.Tensor,
                  scale_table: torch.Tensor, scale_bound: float) -> None:
@@ -391,7 +401,7 @@ class IntegerChannelConditionalParameters:
     def feature_rows(self, symbols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of :meth:`features`, from the rows of ``z`` they depend on only
         (:func:`rows_of`): the same integers, in the memory of those rows."""
-        return rows_of(self._features, self.hyper, symbols, start, stop, self.BAND_OUTPUTS)[0]
+        return rows_of(self._features, self.hyper, symbols, start, stop, self.BAND_OUTPUTS, self.FEATURE_CHUNK_OUTPUTS)[0]
 
     @property
     def context_halo(self) -> int:
@@ -411,7 +421,7 @@ class IntegerChannelConditionalParameters:
         fixed-point ``y_hat`` of what was decoded before, :meth:`fixed_point`; zero where not yet)."""
         halo = self.slices[g].halo
         # Bands of rows, each in chunks of columns: the int64 work holds ~1 KB per position and input channel.
-        columns = lambda *t: in_bands(lambda *u: self._group(g, k, *u), t, halo, 1, self.BAND_OUTPUTS // 8, dim=-1)  # noqa: E731
+        columns = lambda *t: in_bands(lambda *u: self._group(g, k, *u), t, halo, 1, self.GROUP_CHUNK_OUTPUTS, dim=-1)  # noqa: E731
         return in_bands(columns, (features, *context), halo, 1, self.BAND_OUTPUTS)
 
     def _group(self, g: int, k: int, features: torch.Tensor, *context: torch.Tensor):
