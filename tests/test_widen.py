@@ -51,3 +51,28 @@ def test_the_decoder_only_grows(tiny_weights, tmp_path):
                            "--decoder-channels", "8"], capture_output=True, text=True)
     assert done.returncode != 0 and "only grow" in done.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_walloc_cc_rebased_on_a_widened_walloc_takes_its_config(tiny_weights, tmp_path):
+    """tools/rebase_walloc_cc.py on a widened walloc: the result's config has the new decoder."""
+    import json
+
+    from safetensors import safe_open
+
+    from codec.models.weights import build_model, save_weights
+    from conftest import TINY_WALLOC
+
+    cc_config = dict(TINY_WALLOC, slices=4, slice_hidden=8, slice_kernel=3)
+    cc = build_model("walloc-cc", cc_config)
+    cc_path = tmp_path / "cc.safetensors"
+    save_weights(cc, cc_path, architecture="walloc-cc", config=cc_config)
+    _, wide = _widened(tiny_weights, tmp_path, "--decoder-channels", "24")
+    out = tmp_path / "rebased.safetensors"
+    tool = TOOL.with_name("rebase_walloc_cc.py")
+    subprocess.run([sys.executable, str(tool), str(tmp_path / "wide.safetensors"), str(cc_path), str(out)],
+                   check=True, capture_output=True)
+    with safe_open(str(out), "pt") as f:
+        config = json.loads(f.metadata()["config"])
+    assert config == dict(cc_config, decoder_channels=24)
+    rebased = load_weights(out)
+    assert torch.equal(rebased.decoder.body[0].weight, wide.decoder.body[0].weight)

@@ -6,11 +6,13 @@ retraining the context on the new latents (docs/training.md).
 
 Every tensor the two share (the transforms, gains, hyperprior and bottleneck of walloc) comes
 from the walloc file; the rest (the context transforms) from the walloc-cc file. The result
-carries the walloc-cc file's metadata with the walloc file's step.
+carries the walloc-cc file's metadata with the walloc file's step, and its config with the
+walloc file's values for the keys they share (a widened decoder, tools/widen_walloc.py).
 """
 from __future__ import annotations
 
 import argparse
+import json
 
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -27,6 +29,9 @@ def main() -> int:
         tensors = {k: (base if k in base_keys else cc).get_tensor(k) for k in cc.keys()}
         metadata = dict(cc.metadata() or {})
         metadata["step"] = (base.metadata() or {}).get("step", metadata.get("step", "0"))
+        base_config = json.loads((base.metadata() or {}).get("config", "{}"))
+        config = json.loads(metadata.get("config", "{}"))
+        metadata["config"] = json.dumps({k: base_config.get(k, v) for k, v in config.items()}, sort_keys=True)
         shared = len(base_keys & set(cc.keys()))
     save_file(tensors, args.out, metadata=metadata)
     print(f"{args.out}: {shared} tensors from {args.walloc}, {len(tensors) - shared} from {args.walloc_cc}")
