@@ -377,9 +377,9 @@ class IntegerChannelConditionalParameters:
     #: Output positions of the chunks of columns that a band's int64 work goes in: the hyper
     #: features (96 channels from the hyper-synthesis) and each group's transform (up to 144
     #: input channels). Both run at once on two threads while a band is coded; at 1/4 and 1/8
-    #: of a band, a 20000 x 1100 panorama's two-thread encode peaked at 0.85 GB, over its
-    #: memory bound of 0.80 GB; at 1/16 and 1/16 it peaks at 0.78 GB (docs/large-images.md,
-    #: "Tiles"). Smaller group chunks (1/32) raised the decoder's peak by 0.04 GB.
+    #: of a band, a 20000 x 1100 panorama's two-thread encode peaked at 0.84 GB, over its
+    #: memory bound of 0.80 GB; at 1/16 and 1/16 it peaks at 0.76-0.78 GB (docs/large-images.md,
+    #: "Tiles"). Smaller group chunks (1/32) raised the decoder's peak by 0.04-0.07 GB.
     FEATURE_CHUNK_OUTPUTS = BAND_OUTPUTS // 16
     GROUP_CHUNK_OUTPUTS = BAND_OUTPUTS // 16
 
