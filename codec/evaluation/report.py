@@ -122,6 +122,33 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+FAMILY_COLORMAPS = ("Greens", "Purples", "Blues", "Oranges", "Reds", "Greys", "YlOrBr", "BuGn", "RdPu", "GnBu")
+EFFORT_MARKERS = "osD^vP*Xph"
+
+
+def curve_styles(names: list[str]) -> dict[str, tuple]:
+    """(colour, marker) per curve name: one colour map per model family (the name without its
+    ``-effortN``), darker and with another marker as the effort rises, so a dozen curves stay
+    apart."""
+    import re
+
+    from matplotlib import colormaps
+
+    levels = {}
+    for name in names:
+        match = re.fullmatch(r"(.+)-effort(\d+)", name)
+        family, level = (match.group(1), int(match.group(2))) if match else (name, 0)
+        levels.setdefault(family, {})[name] = level
+    styles = {}
+    for index, (family, members) in enumerate(levels.items()):
+        cmap = colormaps[FAMILY_COLORMAPS[index % len(FAMILY_COLORMAPS)]]
+        top = max(members.values())
+        for name, level in members.items():
+            shade = 0.75 if top == 0 else 0.45 + 0.5 * level / top
+            styles[name] = (cmap(shade), EFFORT_MARKERS[level % len(EFFORT_MARKERS)])
+    return styles
+
+
 def plot(curves: list[Curve], path: Path, metric: str = "psnr", title: str = "") -> None:
     """PSNR (or MS-SSIM in dB) against bpp, every curve labelled, with legend and grid."""
     import matplotlib
@@ -130,13 +157,16 @@ def plot(curves: list[Curve], path: Path, metric: str = "psnr", title: str = "")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 6), dpi=110)
+    styles = curve_styles([curve.name for curve in curves])
     for curve in curves:
         ys = curve.psnr if metric == "psnr" else [ms_ssim_db(v) for v in curve.ms_ssim]
         pts = [(x, y) for x, y in zip(curve.bpp, ys) if y is not None and math.isfinite(y)]
         if not pts:
             continue
         xs, ys = zip(*pts)
-        ax.plot(xs, ys, "--" if curve.external else "-", marker="o", markersize=3, label=curve.name)
+        color, marker = styles[curve.name]
+        ax.plot(xs, ys, "--" if curve.external else "-", color=color, marker=marker, markersize=3.5,
+                label=curve.name)
     ax.set_xlabel("bits per pixel (file size incl. header)")
     ax.set_ylabel("PSNR-RGB (dB)" if metric == "psnr" else "MS-SSIM (dB, -10 log10(1 - MS-SSIM))")
     ax.set_title(title)
