@@ -122,30 +122,32 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-FAMILY_COLORMAPS = ("Greens", "Purples", "Blues", "Oranges", "Reds", "Greys", "YlOrBr", "BuGn", "RdPu", "GnBu")
 EFFORT_MARKERS = "osD^vP*Xph"
 
 
 def curve_styles(names: list[str]) -> dict[str, tuple]:
-    """(colour, marker) per curve name: one colour map per model family (the name without its
-    ``-effortN``), darker and with another marker as the effort rises, so a dozen curves stay
-    apart."""
+    """(colour, marker) per curve name: one colour per model family (the name without its
+    ``-effortN``, tab10's colours in order), paler for its lower effort levels and with
+    another marker per level, so a dozen curves stay apart."""
     import re
 
     from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
 
     levels = {}
     for name in names:
         match = re.fullmatch(r"(.+)-effort(\d+)", name)
         family, level = (match.group(1), int(match.group(2))) if match else (name, 0)
         levels.setdefault(family, {})[name] = level
+    palette = [to_rgb(c) for c in colormaps["tab10"].colors] + [to_rgb(c) for c in colormaps["tab20b"].colors]
     styles = {}
-    for index, (family, members) in enumerate(levels.items()):
-        cmap = colormaps[FAMILY_COLORMAPS[index % len(FAMILY_COLORMAPS)]]
+    for index, members in enumerate(levels.values()):
+        base = palette[index % len(palette)]
         top = max(members.values())
         for name, level in members.items():
-            shade = 0.75 if top == 0 else 0.45 + 0.5 * level / top
-            styles[name] = (cmap(shade), EFFORT_MARKERS[level % len(EFFORT_MARKERS)])
+            strength = 1.0 if top == 0 else 0.4 + 0.6 * level / top  # 1: the family's colour, less: towards white
+            colour = tuple(1 - strength * (1 - c) for c in base)
+            styles[name] = (colour, EFFORT_MARKERS[level % len(EFFORT_MARKERS)])
     return styles
 
 
