@@ -504,13 +504,13 @@ def test_retired_weights_are_evaluated_by_their_path():
     assert model_spec(current.name).ref == current.name
 
 
-def test_curve_styles_keep_a_family_in_one_colour_map_and_every_curve_apart():
+def test_curve_styles_keep_a_family_in_one_colour_and_every_curve_apart():
     from codec.evaluation.report import curve_styles
 
     names = ["jpeg", "webp", "walloc", "walloc-effort1", "walloc-effort4", "walloc-cc", "walloc-cc-effort2"]
     styles = curve_styles(names)
     assert len(set(styles.values())) == len(names)  # no two curves look alike
     assert len({styles[n][0] for n in names}) == len(names)
-    # darker as the effort rises: the sum of RGB falls within a family
+    # paler at lower efforts: the sum of RGB falls within a family as the effort rises
     assert sum(styles["walloc"][0][:3]) > sum(styles["walloc-effort1"][0][:3]) > sum(styles["walloc-effort4"][0][:3])
     assert styles["walloc-effort1"][1] != styles["walloc"][1]

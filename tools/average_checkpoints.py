@@ -19,21 +19,22 @@ import sys
 
 import torch
 
+from codec.errors import CodecError
+from codec.fileio import atomic_write
+from codec.training.trainer import read_checkpoint
+from codec.zoo import describe
+
 
 def read_tensors(path: str) -> tuple[dict, dict]:
-    """(state dict, checkpoint metadata or {}) of a checkpoint or a safetensors file."""
+    """(state dict, checkpoint metadata) of a checkpoint or a safetensors weights file."""
     if path.endswith(".safetensors"):
-        import json
-
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        with safe_open(path, "pt") as f:
-            meta = dict(f.metadata() or {})
-        info = {"step": int(meta.get("step", 0)), "model_config": json.loads(meta.get("config", "{}")),
-                "architecture": meta.get("architecture")}
+        entry = describe(path)
+        info = {"step": int(entry.metadata.get("step", 0)), "model_config": entry.config,
+                "architecture": entry.architecture}
         return load_file(path), info
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(path)
     return state["model"], state
 
 
@@ -72,10 +73,10 @@ def main() -> int:
         return 2
     try:
         state = average(args.inputs, weights)
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        atomic_write(args.out, lambda tmp: torch.save(state, tmp))
+    except (CodecError, OSError, KeyError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    torch.save(state, args.out)
     print(f"{args.out}: mean of {len(args.inputs)} inputs (weights {weights}), step {state['step']}")
     return 0
 

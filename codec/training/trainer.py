@@ -22,6 +22,7 @@ import inspect
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -191,7 +192,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
-        raise CodecError(f"cannot read checkpoint {path}: {err}") from None
+        reason = "not a training checkpoint" if isinstance(err, pickle.UnpicklingError) else (str(err).splitlines() or ["?"])[0]
+        raise CodecError(f"cannot read checkpoint {path}: {reason}") from None
 
 
 def load_checkpoint(path: Path, config: dict) -> dict:
