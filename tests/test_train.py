@@ -250,3 +250,27 @@ def test_init_may_change_only_the_wavelet_boundary(tiny_weights):
     assert model.wpt.boundary == "symmetric" and step == 0
     with pytest.raises(CodecError, match="another model or config"):
         read_init_weights(str(tiny_weights), {"architecture": "walloc", "model": dict(TINY_WALLOC, z_channels=4)})
+
+
+def test_offsets_fit_changes_only_the_table(trained):
+    """Weights without reconstruction offsets start a run whose config adds them; with every
+    other module frozen (the entropy bottleneck too: its quantiles skip the auxiliary step),
+    only the table moves, from zero."""
+    from safetensors.torch import load_file
+
+    root, data, config = trained
+    weights = root / "plain.safetensors"
+    assert _train("export", str(root / "a" / "last.pt"), str(weights)).returncode == 0
+    fit = json.loads(config.read_text())
+    fit["model"]["reconstruction_offsets"] = True
+    fit["train"].update(lr=1e-2, frozen=["encoder", "decoder", "gains", "h_a", "h_s", "entropy_bottleneck"])
+    fit_path = root / "offsets.json"
+    fit_path.write_text(json.dumps(fit))
+    result = _train("train", "--config", str(fit_path), "--data", str(data), "--threads", "1",
+                    "--out", str(root / "offsets"), "--init", str(weights), "--steps", "10")
+    assert result.returncode == 0, result.stderr
+    assert "left at their initial values: reconstruction" in result.stdout
+    before, after = load_file(weights), _state(root / "offsets")["model"]
+    assert after["reconstruction.offsets"].abs().sum() > 0
+    moved = [k for k in before if not k.endswith(("_cdf", "_offset", "_length")) and not torch.equal(before[k], after[k])]
+    assert moved == []

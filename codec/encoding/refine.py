@@ -146,7 +146,7 @@ def dead_zone_start(model: VariableRateModel, y: torch.Tensor, z: torch.Tensor,
         return r - deadzone * torch.sign(r)
 
     with torch.no_grad():
-        y_start = latents.relaxed(y, z, shrink, z_round_fn=lambda r: torch.round(shrink(r)))["y_hat"]
+        y_start = latents.relaxed(y, z, shrink, z_round_fn=lambda r: torch.round(shrink(r)))["y_quantised"]
         z_start = latents.hyper.centred(z, shrink)
     return y_start, z_start
 

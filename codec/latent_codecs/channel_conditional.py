@@ -40,7 +40,7 @@ from codec.band_pool import Prefetcher
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings
 from codec.latent_codecs.entropy_bottleneck import EntropyBottleneckLatentCodec
 from codec.latent_codecs.gaussian_conditional import GaussianConditionalLatentCodec
-from codec.latent_codecs.hyperprior import HyperLatentsInBands
+from codec.latent_codecs.hyperprior import HyperLatentsInBands, synthesis_input
 from codec.latent_codecs.integer_parameters import ACTIVATION_BITS, RANGE_BITS, IntegerChannelConditionalParameters
 from codec.latent_codecs.row_bands import narrowed
 
@@ -176,7 +176,7 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
             out = self.latents[group.transform].forward(y_group, *p)
             likelihoods.update(out["likelihoods"])
-            return out["y_hat"], out["y_hat"]
+            return out["y_hat"], out["y_quantised"]
 
         y_hat = self._walk(y, self._float_parameters(self.h_s(hyper_out["y_hat"]).float()), code)
         return {"likelihoods": likelihoods, "y_hat": y_hat}
@@ -185,18 +185,23 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                 z_round_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres; ``z_round_fn``,
-        when given, replaces ``round_fn`` for ``z``."""
+        when given, replaces ``round_fn`` for ``z``. ``y_hat`` is what the synthesis sees (with
+        the reconstruction offsets, if any), ``y_quantised`` the rounded latents themselves."""
         z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         bits = [self.hyper.bits(z_hat)]
+        quantised: dict[int, torch.Tensor] = {}
 
         def code(group: Group, y_group: torch.Tensor, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
             scales, means = p
-            y_hat = round_fn(y_group - means) + means
-            bits.append(self.latents[group.transform].bits(y_hat, scales, means))
-            return y_hat, y_hat
+            latent = self.latents[group.transform]
+            y_quantised = quantised[group.transform] = round_fn(y_group - means) + means
+            bits.append(latent.bits(y_quantised, scales, means))
+            return synthesis_input(latent, y_quantised, y_group, scales, means), y_quantised
 
         y_hat = self._walk(y, self._float_parameters(self.h_s(z_hat).float()), code)
-        return {"y_hat": y_hat, "z_hat": z_hat, "bits": sum(bits)}
+        y_quantised = torch.cat([self._merged([quantised[g.transform] for g in self.groups if g.slice == k])
+                                 for k in range(self.slices)], dim=1)
+        return {"y_hat": y_hat, "y_quantised": y_quantised, "z_hat": z_hat, "bits": sum(bits)}
 
     def _merged(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """One slice's tensor from its groups' parts (a checkerboard's anchors and rest)."""
@@ -213,7 +218,7 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
             out = latent.compress_indexed(y_group, *p[:2]) if self.integer is not None else latent.compress(y_group, *p)
             strings.update(out["strings"])
             shapes.update(out["shapes"])
-            context = self.integer.fixed_point(out["symbols"], p[2]) if self.integer is not None else out["y_hat"]
+            context = self.integer.fixed_point(out["symbols"], p[2]) if self.integer is not None else out["y_quantised"]
             return out["y_hat"], context
 
         if self.integer is not None:
@@ -236,10 +241,10 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         def code(group: Group, _: None, p: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
             latent = self.latents[group.transform]
             if self.integer is None:
-                y_hat = latent.decompress(strings, shapes, *p)["y_hat"]
-                return y_hat, y_hat
+                out = latent.decompress(strings, shapes, *p)
+                return out["y_hat"], out["y_quantised"]
             symbols = latent.decompress_symbols(strings, shapes, p[0]).to(device)
-            return symbols.to(p[1].dtype) + p[1], self.integer.fixed_point(symbols, p[2])
+            return latent.reconstruct(symbols, p[0], p[1]), self.integer.fixed_point(symbols, p[2])
 
         if self.integer is not None:
             parameters = self._integer_parameters(self.integer.features(hyper_out["symbols"].to(device)))
@@ -318,7 +323,7 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
         feature_rows = Prefetcher(lambda start, stop: self.integer.feature_rows(
             symbols_z, max(0, start - halo), min(height, stop + halo)), height, band_rows, pool, uses=len(self.groups))
 
-        def parameters_of(group: Group) -> Callable[[int, int], tuple[np.ndarray, ...]]:
+        def parameters_of(group: Group, latent: GaussianConditionalLatentCodec) -> Callable[[int, int], tuple[np.ndarray, ...]]:
             def parameters(start: int, stop: int) -> tuple[np.ndarray, ...]:
                 first, last = max(0, start - halo), min(height, stop + halo)
                 features = feature_rows(start, stop)
@@ -328,10 +333,12 @@ class ChannelConditionalLatentCodec(HyperLatentsInBands, LatentCodec):
                 if self.checkerboard:
                     p = tuple(checkerboard_split(t)[1 if group.part == "rest" else 0] for t in p)
                 indexes, _, means = (t[0].cpu().numpy() for t in p)
-                return indexes, np.ascontiguousarray(narrowed(means))  # int32 or narrower for trained models
+                kept = np.ascontiguousarray(narrowed(means))  # int32 or narrower for trained models
+                # With reconstruction offsets, the indexes are kept too: y_hat needs them.
+                return (indexes, kept) if latent.reconstruction is None else (indexes, kept, narrowed(indexes))
             return parameters
 
-        decoders += [latent.decoder_in_bands(strings, shapes, band_rows, parameters_of(group), _y_hat)
+        decoders += [latent.decoder_in_bands(strings, shapes, band_rows, parameters_of(group, latent), _y_hat_of(latent))
                      for group, latent in zip(self.groups, self.latents)]
         return GroupsInBands(self, decoders, halo)
 
@@ -349,12 +356,22 @@ def _y_hat(symbols: np.ndarray, means: np.ndarray) -> np.ndarray:
     return (means.astype(np.float64) / 2.0**ACTIVATION_BITS).astype(np.float32) + symbols.astype(np.float32)
 
 
+def _y_hat_of(latent: GaussianConditionalLatentCodec) -> Callable[..., np.ndarray]:
+    """The ``y_hat_of`` of a group's band decoder: :func:`_y_hat`, plus the reconstruction
+    offsets of the kept table indexes when ``latent`` has them (after the symbols, as
+    :meth:`GaussianConditionalLatentCodec.reconstruct` adds them)."""
+    if latent.reconstruction is None:
+        return _y_hat
+    offsets = latent.reconstruction.of_numpy
+    return lambda symbols, means, indexes: _y_hat(symbols, means) + offsets(symbols, indexes)
+
+
 def _context(decoders: Sequence, codec: ChannelConditionalLatentCodec, group: Group, first: int,
              last: int) -> list[torch.Tensor]:
     """The context of ``group`` on rows ``first:last`` (even), as :meth:`ChannelConditionalLatentCodec._walk`
     gives it, from the fixed-point ``y_hat`` of the groups before decoded by ``decoders``."""
     def decoded(g: int) -> torch.Tensor:
-        symbols, means = decoders[g].kept(first, last)
+        symbols, means = decoders[g].kept(first, last)[:2]
         return codec.integer.fixed_point(torch.from_numpy(symbols)[None], torch.from_numpy(means)[None])
 
     done = []

@@ -13,7 +13,7 @@ import contextvars
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from codec.entropy.substreams import latent_bounds
 from compressai.entropy_models import GaussianConditional  # noqa: I001
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings, check_shape
 from codec.latent_codecs.row_bands import BandedDecoder, BandedEncoder, BandFunction, encode_in_bands
+
+if TYPE_CHECKING:
+    from codec.latent_codecs.reconstruction import ReconstructionOffsets
 
 
 _single_streams = contextvars.ContextVar("single_streams", default=False)
@@ -59,20 +62,34 @@ class GaussianConditionalLatentCodec(LatentCodec):
     threads (None: the backend's choice); the bytes do not depend on ``threads``."""
 
     def __init__(self, gaussian_conditional: GaussianConditional, name: str = "y", coder: str = DEFAULT_CODER,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, reconstruction: ReconstructionOffsets | None = None) -> None:
         self.gaussian_conditional = gaussian_conditional
         self.name = name
         self.coder = coder
         self.threads = threads
+        #: The model's reconstruction offsets (:mod:`codec.latent_codecs.reconstruction`), or
+        #: None: ``y_hat`` is ``means + symbols``, the bin centres.
+        self.reconstruction = reconstruction
 
     def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Likelihoods with additive noise; ``y_hat`` rounded around the means (straight-through
-        gradient), as the synthesis sees it at test time."""
+        gradient) plus the reconstruction offsets, as the synthesis sees it at test time, and
+        ``y_quantised`` without the offsets, as a context model sees it."""
         scales, means = params
         with torch.autocast(y.device.type, enabled=False):
             _, likelihoods = self.gaussian_conditional(y, scales, means=means)
-        y_hat = y + (torch.round(y - means) + means - y).detach()
-        return {"likelihoods": {self.name: likelihoods}, "y_hat": y_hat}
+        symbols = torch.round(y - means).detach()
+        y_quantised = y + (symbols + means - y).detach()
+        y_hat = y_quantised + self.reconstruction.of_scales(symbols, scales) if self.reconstruction is not None else y_quantised
+        return {"likelihoods": {self.name: likelihoods}, "y_hat": y_hat, "y_quantised": y_quantised}
+
+    def reconstruct(self, symbols: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """``y_hat`` of integer symbols: ``symbols + means`` (float, on the means' device), plus
+        the reconstruction offsets of their table indexes when the model has them."""
+        y_quantised = symbols.to(means.device, means.dtype) + means
+        if self.reconstruction is None:
+            return y_quantised
+        return y_quantised + self.reconstruction.of(symbols.to(means.device), indexes.to(means.device)).to(means.dtype)
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
@@ -87,8 +104,10 @@ class GaussianConditionalLatentCodec(LatentCodec):
         symbols = self.gaussian_conditional.quantize(y, "symbols", means)
         strings = [backend.encode_substreams(s, i, tables, bounds, self.threads)
                    for s, i in zip(_per_image(symbols), _per_image(indexes))]
-        y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
-        return {"strings": {self.name: strings}, "shapes": {self.name: shape}, "y_hat": y_hat, "symbols": symbols}
+        y_quantised = self.gaussian_conditional.quantize(y, "dequantize", means)
+        y_hat = self.reconstruct(symbols, indexes, means) if self.reconstruction is not None else y_quantised
+        return {"strings": {self.name: strings}, "shapes": {self.name: shape}, "y_hat": y_hat,
+                "y_quantised": y_quantised, "symbols": symbols}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
@@ -96,9 +115,12 @@ class GaussianConditionalLatentCodec(LatentCodec):
 
     def decompress_indexed(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor,
                            means: torch.Tensor) -> dict[str, Any]:
-        """:meth:`decompress` with the table index of every latent given."""
+        """:meth:`decompress` with the table index of every latent given: ``y_hat`` (with the
+        reconstruction offsets) and ``y_quantised`` (``means + symbols``)."""
         symbols = self.decompress_symbols(strings, shapes, indexes)
-        return {"y_hat": symbols.to(means.device, means.dtype) + means}
+        y_quantised = symbols.to(means.device, means.dtype) + means
+        y_hat = self.reconstruct(symbols, indexes, means) if self.reconstruction is not None else y_quantised
+        return {"y_hat": y_hat, "y_quantised": y_quantised}
 
     def decompress_symbols(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor) -> torch.Tensor:
         """The int32 symbols (``y_hat`` less the means, on the CPU) of every latent, decoded with
@@ -143,14 +165,17 @@ class GaussianConditionalLatentCodec(LatentCodec):
         """A :class:`~codec.latent_codecs.row_bands.BandedDecoder` of one image's stream, the
         table indexes and means of a band of rows given by ``parameters(start, stop)`` (with
         ``y_hat_of``: the indexes and the arrays kept with the decoded symbols, ``y_hat`` made
-        from them)."""
+        from them). Without ``y_hat_of``, ``y_hat`` has the reconstruction offsets, if any;
+        with it, ``y_hat_of`` adds them."""
         bounds = self.check_strings(strings, shapes)
         shape = check_shape(shapes, self.name, 3)
         if len(strings[self.name]) != 1:
             raise ValueError(f"stream {self.name!r}: one image at a time, got {len(strings[self.name])}")
         backend, tables = get_coder(self.coder), entropy_tables(self.gaussian_conditional)
+        offsets = self.reconstruction.of_numpy if self.reconstruction is not None and y_hat_of is None else None
         return BandedDecoder(shape, bounds, strings[self.name][0], band_rows, parameters,
-                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads), y_hat_of)
+                             lambda s, i, b: backend.decode_substreams(s, i, tables, b, self.threads), y_hat_of,
+                             offsets)
 
     def check_strings(self, strings: Strings, shapes: Shapes) -> np.ndarray:
         """The substream bounds of one image's stream; ValueError unless every image has exactly

@@ -108,11 +108,15 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres: z on the
         bottleneck's medians, y on the means predicted from ``z_hat``; ``z_round_fn``, when
-        given, replaces ``round_fn`` for ``z``."""
+        given, replaces ``round_fn`` for ``z``. ``y_hat`` has the reconstruction offsets of
+        the rounded latents, if the model has them (:mod:`codec.latent_codecs.reconstruction`);
+        ``y_quantised`` is without them."""
         z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         scales, means = self.parameters(z_hat)
-        y_hat = round_fn(y - means) + means
-        return {"y_hat": y_hat, "z_hat": z_hat, "bits": self.latent.bits(y_hat, scales, means) + self.hyper.bits(z_hat)}
+        y_quantised = round_fn(y - means) + means
+        bits = self.latent.bits(y_quantised, scales, means) + self.hyper.bits(z_hat)
+        return {"y_hat": synthesis_input(self.latent, y_quantised, y, scales, means), "y_quantised": y_quantised,
+                "z_hat": z_hat, "bits": bits}
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""
@@ -175,3 +179,14 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
     def update(self, force: bool = False) -> bool:
         updated = self.hyper.update(force=force)
         return self.latent.update(force=force) or updated
+
+
+def synthesis_input(latent: LatentCodec, y_quantised: torch.Tensor, y: torch.Tensor,
+                    scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """What the synthesis sees of relaxed latents ``y_quantised`` (of ``y`` under ``scales``,
+    ``means``): themselves, plus the reconstruction offsets of ``round(y - means)`` when
+    ``latent`` has them (constant in ``y``: the soft rounding's gradient passes unchanged)."""
+    offsets = getattr(latent, "reconstruction", None)
+    if offsets is None:
+        return y_quantised
+    return y_quantised + offsets.of_scales(torch.round(y - means).detach(), scales)

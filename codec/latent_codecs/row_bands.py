@@ -131,12 +131,17 @@ class BandedDecoder:
     ``y_hat_of(symbols, *further)`` of the rows asked for. Keeping what ``y_hat`` is made
     from instead of ``y_hat`` beside it halves what walloc-cc's decoder holds a latent
     (docs/large-images.md).
+
+    ``offsets(symbols, indexes)``, when given (and ``y_hat_of`` is not), is added to ``y_hat``
+    after the symbols: the reconstruction offsets (:mod:`codec.latent_codecs.reconstruction`),
+    in the whole-image decoder's order of additions.
     """
 
     def __init__(self, shape: tuple[int, int, int], bounds: np.ndarray, substreams: Sequence[bytes], band_rows: int,
                  parameters: BandFunction, decode: Callable[[list[bytes], np.ndarray, np.ndarray], np.ndarray],
-                 y_hat_of: Callable[..., np.ndarray] | None = None) -> None:
-        self.shape, self.band_rows, self.y_hat_of = shape, band_rows, y_hat_of
+                 y_hat_of: Callable[..., np.ndarray] | None = None,
+                 offsets: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
+        self.shape, self.band_rows, self.y_hat_of, self.offsets = shape, band_rows, y_hat_of, offsets
         self.substreams, self.parameters, self.decode = list(substreams), parameters, decode
         self.segments = substream_segments(shape, bounds)
         self.pending = set(range(len(self.segments)))
@@ -171,9 +176,10 @@ class BandedDecoder:
             self._need_parameters(self.segments[j])
         indexes = [self.params.gather(self.segments[j], 0) for j in wanted]
         local = np.concatenate([[0], np.cumsum([len(i) for i in indexes])])
-        symbols = self.decode([self.substreams[j] for j in wanted], np.concatenate(indexes).astype(np.int32), local)
+        flat = np.concatenate(indexes)
+        symbols = self.decode([self.substreams[j] for j in wanted], flat.astype(np.int32), local)
         for k, j in enumerate(wanted):
-            self._add(self.segments[j], symbols[local[k]:local[k + 1]])
+            self._add(self.segments[j], symbols[local[k]:local[k + 1]], flat[local[k]:local[k + 1]])
         self.pending.difference_update(wanted)
         self.params.keep([self.segments[j] for j in self.pending])
 
@@ -196,8 +202,9 @@ class BandedDecoder:
         kept = self.kept(first, last)
         return torch.from_numpy(kept[0] if self.y_hat_of is None else self.y_hat_of(*kept))[None]
 
-    def _add(self, runs: list[tuple[int, int, int]], symbols: np.ndarray) -> None:
-        """Add decoded symbols (element order of ``runs``) onto the means already in place."""
+    def _add(self, runs: list[tuple[int, int, int]], symbols: np.ndarray, indexes: np.ndarray) -> None:
+        """Add decoded symbols (element order of ``runs``, their table ``indexes`` alike) onto
+        the means already in place, then their reconstruction offsets if any."""
         width, offset = self.shape[2], 0
         for channel, first, end in runs:
             row = first
@@ -209,6 +216,9 @@ class BandedDecoder:
                 decoded = symbols[offset: offset + n].reshape(b - row, width)
                 if self.y_hat_of is None:
                     values[0][channel, row - start: b - start] += decoded.astype(np.float32)
+                    if self.offsets is not None:
+                        at = indexes[offset: offset + n].reshape(b - row, width)
+                        values[0][channel, row - start: b - start] += self.offsets(decoded, at)
                 else:
                     values[0][channel, row - start: b - start] = decoded
                 offset, row = offset + n, b

@@ -33,6 +33,7 @@ from codec.latent_codecs import (
 )
 from codec.latent_codecs.gaussian_conditional import scale_table  # noqa: F401 - also imported from here
 from codec.latent_codecs.integer_parameters import derive_integer_parameters
+from codec.latent_codecs.reconstruction import ReconstructionOffsets
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from codec.models.gain import GainUnits, interpolate_levels
 
@@ -53,13 +54,17 @@ class VariableRateModel(nn.Module):
     #: Whether new files of this model use integer entropy parameters (the same on every machine).
     integer_parameters: bool = False
 
-    def __init__(self, latent_channels: int, hyper_channels: int, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS) -> None:
+    def __init__(self, latent_channels: int, hyper_channels: int, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
+                 reconstruction_offsets: bool = False) -> None:
         super().__init__()
         self.latent_channels = latent_channels
         self.lambdas = tuple(float(v) for v in lambdas)
         self.gains = GainUnits(len(self.lambdas), latent_channels)
         self.entropy_bottleneck = EntropyBottleneck(hyper_channels)
         self.gaussian_conditional = GaussianConditional(None)
+        #: The synthesis's reconstruction offsets of the quantised latents (a trained table;
+        #: :mod:`codec.latent_codecs.reconstruction`), or None: the bin centres.
+        self.reconstruction = ReconstructionOffsets() if reconstruction_offsets else None
         self.name = type(self).__name__.lower()
         self.weights_hash = b"\0" * 8
 
@@ -79,7 +84,8 @@ class VariableRateModel(nn.Module):
         exact = derive_integer_parameters(self.h_s, self.entropy_bottleneck, self.gaussian_conditional) if integer else None
         return HyperpriorLatentCodec(self.h_a, self.h_s,
                                      EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z", coder),
-                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y", coder),
+                                     GaussianConditionalLatentCodec(self.gaussian_conditional, "y", coder,
+                                                                    reconstruction=self.reconstruction),
                                      integer=exact)
 
     @property

@@ -80,8 +80,9 @@ class WaLLoC(VariableRateModel):
         z_channels: int = 32,
         lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
         boundary: str = "periodic",
+        reconstruction_offsets: bool = False,
     ) -> None:
-        super().__init__(latent_channels, z_channels, lambdas)
+        super().__init__(latent_channels, z_channels, lambdas, reconstruction_offsets)
         self.name = "walloc"
         self.wpt = WaveletPacket2D(wavelet, levels, boundary)
         coefficients = 3 * 4**levels

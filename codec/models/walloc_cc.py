@@ -80,7 +80,8 @@ class ChannelConditionalWaLLoC(WaLLoC):
         exact = derive_channel_conditional_parameters(
             self.h_s, self.slice_transforms, self.entropy_bottleneck, self.gaussian_conditional) if integer else None
         suffixes = ("a", "b") if self.checkerboard else ("",)
-        latents = [GaussianConditionalLatentCodec(self.gaussian_conditional, f"y{k}{suffix}", coder)
+        latents = [GaussianConditionalLatentCodec(self.gaussian_conditional, f"y{k}{suffix}", coder,
+                                                  reconstruction=self.reconstruction)
                    for k in range(self.slices) for suffix in suffixes]
         return ChannelConditionalLatentCodec(self.h_a, self.h_s, self.slice_transforms,
                                              EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z", coder),

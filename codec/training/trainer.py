@@ -74,7 +74,7 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
         if n.startswith(frozen):
             p.requires_grad_(False)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
-    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]  # frozen: never stepped
     optimizer = torch.optim.Adam(main_params, lr=train["lr"])
     aux_optimizer = torch.optim.Adam(aux_params, lr=train["aux_lr"])
     floor = train.get("lr_min", train["lr"]) / train["lr"]
@@ -222,13 +222,15 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
         state = load_file(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         raise CodecError(f"cannot read weights {path}: {err}") from None
-    # The wavelet boundary may change (fine-tuning periodic weights for symmetric borders), and
+    # The wavelet boundary may change (fine-tuning periodic weights for symmetric borders), a
+    # model may gain reconstruction offsets (their table starts at zero: the same decoder), and
     # an architecture that extends another starts from its weights (its own keys added).
     extended = getattr(ARCHITECTURES.get(config["architecture"]), "extends", None) == entry.architecture
     own = set(inspect.signature(ARCHITECTURES[config["architecture"]].__init__).parameters) - \
         set(inspect.signature(ARCHITECTURES[entry.architecture].__init__).parameters) if extended else set()
-    same = {k: v for k, v in entry.config.items() if k != "boundary"} == \
-        {k: v for k, v in config["model"].items() if k != "boundary" and k not in own}
+    free = {"boundary", "reconstruction_offsets"}
+    same = {k: v for k, v in entry.config.items() if k not in free} == \
+        {k: v for k, v in config["model"].items() if k not in free and k not in own}
     if (entry.architecture != config["architecture"] and not extended) or not same:
         raise CodecError(f"weights {path} are of another model or config ({entry.architecture}: {entry.config})")
     metadata = entry.metadata
@@ -308,7 +310,7 @@ def train(args: argparse.Namespace) -> int:
         if ctx.is_main:
             print(f"started from the weights {args.init} at step {step} (fresh optimiser and warm-up)")
     net = model
-    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
     if ctx.world_size > 1:
         # The bottleneck quantiles only see the auxiliary loss: DDP skips them, we average them.
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
@@ -357,10 +359,11 @@ def train(args: argparse.Namespace) -> int:
         optimizer.step()
         scheduler.step()
         aux = model.aux_loss()
-        aux_optimizer.zero_grad(set_to_none=True)
-        aux.backward()
-        ctx.all_reduce_mean(aux_params)
-        aux_optimizer.step()
+        if aux_params:  # else the entropy bottleneck is frozen, its quantiles with it
+            aux_optimizer.zero_grad(set_to_none=True)
+            aux.backward()
+            ctx.all_reduce_mean(aux_params)
+            aux_optimizer.step()
         step += 1
         bar.update(1)
         out_of_time = ctx.any(bool(args.minutes) and time.time() - start >= args.minutes * 60)
