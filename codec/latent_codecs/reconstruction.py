@@ -15,7 +15,7 @@ the rest frozen or jointly, on the distortion alone). The coded symbols, the ent
 parameters and every context a model reads stay those of ``mean + k``: the offsets change
 only what the synthesis sees, so the rate is the same and the bitstream format is unchanged;
 a weights file whose config says ``reconstruction_offsets`` carries the table
-(docs/bitstream.md, "Reconstruction").
+(docs/bitstream.md, "Reconstruction offsets").
 """
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ class ReconstructionOffsets(nn.Module):
 
 def table_indexes(scales: torch.Tensor) -> torch.Tensor:
     """The entropy table index of every float scale: the number of entries of the 64-scale
-    table (its last excluded) strictly below the scale held at the table's first entry, as
-    :func:`codec.entropy.compressai_models.scale_indexes` gives it from a built table."""
+    table (its last excluded) strictly below the scale, the scale first held at the table's
+    lowest entry, as :func:`codec.entropy.compressai_models.scale_indexes` gives it from a
+    built table."""
     table = scale_table()
     table = table[:-1].to(scales.device, scales.dtype)
     return torch.bucketize(scales.detach().clamp_min(float(table[0])), table)
