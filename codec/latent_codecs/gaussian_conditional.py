@@ -86,10 +86,14 @@ class GaussianConditionalLatentCodec(LatentCodec):
     def reconstruct(self, symbols: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """``y_hat`` of integer symbols: ``symbols + means`` (float, on the means' device), plus
         the reconstruction offsets of their table indexes when the model has them."""
-        y_quantised = symbols.to(means.device, means.dtype) + means
+        return self._offset(symbols.to(means.device, means.dtype) + means, symbols, indexes)
+
+    def _offset(self, y_quantised: torch.Tensor, symbols: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
+        """``y_quantised`` (``symbols + means``) plus the reconstruction offsets, if any."""
         if self.reconstruction is None:
             return y_quantised
-        return y_quantised + self.reconstruction.of(symbols.to(means.device), indexes.to(means.device)).to(means.dtype)
+        device = y_quantised.device
+        return y_quantised + self.reconstruction.of(symbols.to(device), indexes.to(device)).to(y_quantised.dtype)
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
@@ -105,9 +109,8 @@ class GaussianConditionalLatentCodec(LatentCodec):
         strings = [backend.encode_substreams(s, i, tables, bounds, self.threads)
                    for s, i in zip(_per_image(symbols), _per_image(indexes))]
         y_quantised = self.gaussian_conditional.quantize(y, "dequantize", means)
-        y_hat = self.reconstruct(symbols, indexes, means) if self.reconstruction is not None else y_quantised
-        return {"strings": {self.name: strings}, "shapes": {self.name: shape}, "y_hat": y_hat,
-                "y_quantised": y_quantised, "symbols": symbols}
+        return {"strings": {self.name: strings}, "shapes": {self.name: shape},
+                "y_hat": self._offset(y_quantised, symbols, indexes), "y_quantised": y_quantised, "symbols": symbols}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
@@ -119,8 +122,7 @@ class GaussianConditionalLatentCodec(LatentCodec):
         reconstruction offsets) and ``y_quantised`` (``means + symbols``)."""
         symbols = self.decompress_symbols(strings, shapes, indexes)
         y_quantised = symbols.to(means.device, means.dtype) + means
-        y_hat = self.reconstruct(symbols, indexes, means) if self.reconstruction is not None else y_quantised
-        return {"y_hat": y_hat, "y_quantised": y_quantised}
+        return {"y_hat": self._offset(y_quantised, symbols, indexes), "y_quantised": y_quantised}
 
     def decompress_symbols(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor) -> torch.Tensor:
         """The int32 symbols (``y_hat`` less the means, on the CPU) of every latent, decoded with
