@@ -86,9 +86,9 @@ class GaussianConditionalLatentCodec(LatentCodec):
     def reconstruct(self, symbols: torch.Tensor, indexes: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
         """``y_hat`` of integer symbols: ``symbols + means`` (float, on the means' device), plus
         the reconstruction offsets of their table indexes when the model has them."""
-        return self._offset(symbols.to(means.device, means.dtype) + means, symbols, indexes)
+        return self._with_offsets(symbols.to(means.device, means.dtype) + means, symbols, indexes)
 
-    def _offset(self, y_quantised: torch.Tensor, symbols: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
+    def _with_offsets(self, y_quantised: torch.Tensor, symbols: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
         """``y_quantised`` (``symbols + means``) plus the reconstruction offsets, if any."""
         if self.reconstruction is None:
             return y_quantised
@@ -110,7 +110,7 @@ class GaussianConditionalLatentCodec(LatentCodec):
                    for s, i in zip(_per_image(symbols), _per_image(indexes))]
         y_quantised = self.gaussian_conditional.quantize(y, "dequantize", means)
         return {"strings": {self.name: strings}, "shapes": {self.name: shape},
-                "y_hat": self._offset(y_quantised, symbols, indexes), "y_quantised": y_quantised, "symbols": symbols}
+                "y_hat": self._with_offsets(y_quantised, symbols, indexes), "y_quantised": y_quantised, "symbols": symbols}
 
     def decompress(self, strings: Strings, shapes: Shapes, *params: torch.Tensor) -> dict[str, Any]:
         scales, means = params
@@ -122,7 +122,7 @@ class GaussianConditionalLatentCodec(LatentCodec):
         reconstruction offsets) and ``y_quantised`` (``means + symbols``)."""
         symbols = self.decompress_symbols(strings, shapes, indexes)
         y_quantised = symbols.to(means.device, means.dtype) + means
-        return {"y_hat": self._offset(y_quantised, symbols, indexes), "y_quantised": y_quantised}
+        return {"y_hat": self._with_offsets(y_quantised, symbols, indexes), "y_quantised": y_quantised}
 
     def decompress_symbols(self, strings: Strings, shapes: Shapes, indexes: torch.Tensor) -> torch.Tensor:
         """The int32 symbols (``y_hat`` less the means, on the CPU) of every latent, decoded with
