@@ -80,9 +80,9 @@ def test_export_writes_loadable_weights(setup):
     assert model.entropy_bottleneck._quantized_cdf.numel() > 0  # tables shipped with the weights
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "other_config"])
-def test_bad_input_fails_before_training(setup, tmp_path, case):
-    root, data, config = setup
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "other_config", "bad_rate"])
+def test_bad_input_fails_before_training(trained, tmp_path, case):
+    root, data, config = trained  # other_config resumes run a
     out = tmp_path / "run"
     if case == "missing":
         args = ["--data", str(tmp_path / "nope"), "--config", str(config)]
@@ -98,6 +98,13 @@ def test_bad_input_fails_before_training(setup, tmp_path, case):
             (bad / f"x{i}.jpg").write_bytes(b"not an image")
         args = ["--data", str(bad), "--config", str(config)]
         expected = "readable"
+    elif case == "bad_rate":
+        bad_rate = json.loads(config.read_text())
+        bad_rate["train"]["rate"] = "hard"
+        bad_path = tmp_path / "bad_rate.json"
+        bad_path.write_text(json.dumps(bad_rate))
+        args = ["--data", str(data), "--config", str(bad_path)]
+        expected = 'train.rate must be "noise" or "rounded"'
     else:
         other = json.loads(config.read_text())
         other["model"] = dict(TINY_MODEL, latent_channels=6)

@@ -12,6 +12,12 @@ Strings = dict[str, list[list[bytes]]]
 Shapes = dict[str, tuple[int, ...]]
 
 
+def straight_through_round(values: torch.Tensor) -> torch.Tensor:
+    """``round(values)`` whose gradient is the identity's (the straight-through estimator):
+    the ``round_fn`` of a latent codec's ``relaxed`` for training on the rounded latents."""
+    return values + (torch.round(values) - values).detach()
+
+
 class LatentCodec(ABC):
     """Training forward, compress to named streams, decompress; see :mod:`codec.latent_codecs`."""
 

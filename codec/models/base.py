@@ -31,6 +31,7 @@ from codec.latent_codecs import (
     Shapes,
     Strings,
 )
+from codec.latent_codecs.base import straight_through_round
 from codec.latent_codecs.gaussian_conditional import scale_table  # noqa: F401 - also imported from here
 from codec.latent_codecs.integer_parameters import derive_integer_parameters
 from codec.latent_codecs.reconstruction import ReconstructionOffsets
@@ -135,13 +136,26 @@ class VariableRateModel(nn.Module):
         """(scales, means) of ``y`` predicted from the quantised hyper-latents."""
         return self.build_latent_codec(integer=False).parameters(z_hat)
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict[str, Any]:
-        """Training pass with additive-noise likelihoods; ``quality`` is one per sample.
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, rate: str = "noise") -> dict[str, Any]:
+        """Training pass; ``quality`` is one per sample. The synthesis sees rounded latents
+        (straight-through gradient), as at test time.
 
-        The synthesis sees rounded latents (straight-through gradient), as at test time.
+        ``rate="noise"``: the likelihoods of the latents with additive uniform noise (the
+        usual relaxation), returned as ``likelihoods``. ``rate="rounded"``: the ``bits`` of
+        each image of the rounded latents, centred as the coder centres them, which is
+        what a file costs (straight-through gradients, so the encoder's gradient is biased:
+        meant for fine-tuning with the analysis frozen, docs/training.md).
         """
+        if rate not in ("noise", "rounded"):
+            raise ValueError(f"rate must be 'noise' or 'rounded', got {rate!r}")
         y = self.g_a(x).float() * self.gains.gain(quality)
-        out = self.build_latent_codec(integer=False)(y)
+        latents = self.build_latent_codec(integer=False)
+        if rate == "rounded":
+            with torch.autocast(y.device.type, enabled=False):  # rates in float32, as the likelihoods
+                out = latents.relaxed(y, latents.hyper_latents(y).float(), straight_through_round)
+            x_hat = self.g_s(out["y_hat"] * self.gains.inverse_gain(quality))
+            return {"x_hat": x_hat, "bits": out["bits"]}
+        out = latents(y)
         x_hat = self.g_s(out["y_hat"] * self.gains.inverse_gain(quality))
         return {"x_hat": x_hat, "likelihoods": out["likelihoods"]}
 

@@ -50,6 +50,8 @@ def load_config(path: str) -> dict:
     for key in ("architecture", "model", "train"):
         if key not in config:
             raise CodecError(f"config {path} lacks the key {key!r}")
+    if config["train"].get("rate", "noise") not in ("noise", "rounded"):
+        raise CodecError(f"config {path}: train.rate must be \"noise\" or \"rounded\", got {config['train']['rate']!r}")
     return config
 
 
@@ -351,7 +353,7 @@ def train(args: argparse.Namespace) -> int:
         quality_rng = np.random.default_rng([args.seed, ctx.rank, step])  # a function of the step: exact resume
         quality = torch.from_numpy(quality_rng.uniform(qmin, qmax, size=x.shape[0]).astype(np.float32)).to(ctx.device)
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            result = rd_loss(model, x, quality, net=net)
+            result = rd_loss(model, x, quality, net=net, rate=t.get("rate", "noise"))
         optimizer.zero_grad(set_to_none=True)
         result["loss"].backward()
         if t.get("clip_grad"):
