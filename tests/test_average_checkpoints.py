@@ -60,3 +60,11 @@ def test_inputs_of_another_config_or_bad_weights_are_refused(tiny_weights, tmp_p
         done = _run(*args, "--out", tmp_path / "bad.pt")
         assert done.returncode == 2 and done.stderr.startswith("error:") and "Traceback" not in done.stderr
         assert not (tmp_path / "bad.pt").exists()
+
+
+def test_an_output_that_is_not_a_checkpoint_name_is_refused(tiny_weights, tmp_path):
+    """The soup is a training checkpoint: a ``.safetensors`` name would hold a torch pickle
+    that ``codec export`` and the weights loader cannot read."""
+    done = _run(tiny_weights, tiny_weights, "--out", tmp_path / "soup.safetensors")
+    assert done.returncode == 2 and "must end in .pt" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "soup.safetensors").exists()

@@ -67,6 +67,9 @@ def main() -> int:
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per input (default: equal)")
     args = p.parse_args()
+    if not args.out.endswith(".pt"):  # it is a training checkpoint, which `codec export` reads as .pt only
+        print(f"error: --out {args.out} must end in .pt (a checkpoint; `codec export` makes the weights)", file=sys.stderr)
+        return 2
     weights = args.weights or [1.0] * len(args.inputs)
     if len(weights) != len(args.inputs) or any(w < 0 for w in weights) or sum(weights) <= 0:
         print("error: --weights needs one non-negative weight per input, not all zero", file=sys.stderr)
