@@ -143,8 +143,9 @@ class VariableRateModel(nn.Module):
         ``rate="noise"``: the likelihoods of the latents with additive uniform noise (the
         usual relaxation), returned as ``likelihoods``. ``rate="rounded"``: the ``bits`` of
         each image of the rounded latents, centred as the coder centres them, which is
-        what a file costs (straight-through gradients, so the encoder's gradient is biased:
-        meant for fine-tuning with the analysis frozen, docs/training.md).
+        what a file costs (straight-through gradients, which underprice a latent that still
+        rounds to the same value: meant for fitting the entropy model with the transforms
+        that make the latents, ``g_a`` and ``h_a``, frozen; docs/training.md).
         """
         if rate not in ("noise", "rounded"):
             raise ValueError(f"rate must be 'noise' or 'rounded', got {rate!r}")
