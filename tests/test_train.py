@@ -232,12 +232,18 @@ def test_torchrun_ddp_with_gloo(trained, tmp_path):
     root, data, config = trained
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun is not on PATH")
-    result = subprocess.run(["torchrun", "--nproc_per_node=2", "--master_port=29533", "-m", "codec", "train",
-                             "--config", str(config), "--data", str(data), "--out", str(tmp_path / "ddp"),
-                             "--threads", "1", "--steps", "100000", "--minutes", "0.03"],
-                            capture_output=True, text=True, timeout=300)
+    for attempt in range(2):
+        out = tmp_path / f"ddp{attempt}"
+        result = subprocess.run(["torchrun", "--nproc_per_node=2", "--master_port=29533", "-m", "codec", "train",
+                                 "--config", str(config), "--data", str(data), "--out", str(out),
+                                 "--threads", "1", "--steps", "100000", "--minutes", "0.03"],
+                                capture_output=True, text=True, timeout=300)
+        # On a loaded CPU, gloo has aborted a rank in its own teardown once (after the
+        # checkpoint and the process group's barrier; torch's message below): one retry.
+        if result.returncode == 0 or "terminate called without an active exception" not in result.stderr:
+            break
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    state = _state(tmp_path / "ddp")
+    state = _state(out)
     assert state["step"] >= 1 and "2 process(es)" in state["history"][-1]["hardware"]
 
 
