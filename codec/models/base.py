@@ -47,6 +47,11 @@ PixelRows = Callable[..., torch.Tensor]
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 
 
+#: How a training pass counts the rate (:meth:`VariableRateModel.forward`): of the latents
+#: with additive uniform noise, or of the rounded ones the coder writes.
+TRAINING_RATES = ("noise", "rounded")
+
+
 class VariableRateModel(nn.Module):
     """Mean-scale hyperprior with gain units; subclasses define the transforms."""
 
@@ -147,18 +152,18 @@ class VariableRateModel(nn.Module):
         rounds to the same value: meant for fitting the entropy model with the transforms
         that make the latents, ``g_a`` and ``h_a``, frozen; docs/training.md).
         """
-        if rate not in ("noise", "rounded"):
-            raise ValueError(f"rate must be 'noise' or 'rounded', got {rate!r}")
+        if rate not in TRAINING_RATES:
+            raise ValueError(f"rate must be {' or '.join(map(repr, TRAINING_RATES))}, got {rate!r}")
         y = self.g_a(x).float() * self.gains.gain(quality)
         latents = self.build_latent_codec(integer=False)
         if rate == "rounded":
             with torch.autocast(y.device.type, enabled=False):  # rates in float32, as the likelihoods
-                out = latents.relaxed(y, latents.hyper_latents(y).float(), straight_through_round)
-            x_hat = self.g_s(out["y_hat"] * self.gains.inverse_gain(quality))
-            return {"x_hat": x_hat, "bits": out["bits"]}
-        out = latents(y)
-        x_hat = self.g_s(out["y_hat"] * self.gains.inverse_gain(quality))
-        return {"x_hat": x_hat, "likelihoods": out["likelihoods"]}
+                out = latents.relaxed(y, latents.hyper_latents(y), straight_through_round)
+            counted = {"bits": out["bits"]}
+        else:
+            out = latents(y)
+            counted = {"likelihoods": out["likelihoods"]}
+        return {"x_hat": self.g_s(out["y_hat"] * self.gains.inverse_gain(quality)), **counted}
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:

@@ -33,6 +33,7 @@ import torch
 from codec.errors import CodecError
 from codec.training.loss import rd_loss
 from codec.models import ARCHITECTURES
+from codec.models.base import TRAINING_RATES
 from codec.models.weights import build_model
 from codec.training.data import list_images, refuse_evaluation_images, split_holdout
 # Imported now, not at the first validation: a run outlives edits to the working tree, and
@@ -50,8 +51,9 @@ def load_config(path: str) -> dict:
     for key in ("architecture", "model", "train"):
         if key not in config:
             raise CodecError(f"config {path} lacks the key {key!r}")
-    if config["train"].get("rate", "noise") not in ("noise", "rounded"):
-        raise CodecError(f"config {path}: train.rate must be \"noise\" or \"rounded\", got {config['train']['rate']!r}")
+    if config["train"].get("rate", "noise") not in TRAINING_RATES:
+        raise CodecError(f"config {path}: train.rate must be " + " or ".join(f'"{r}"' for r in TRAINING_RATES)
+                         + f", got {config['train']['rate']!r}")
     return config
 
 
