@@ -4,7 +4,9 @@ Image -> wavelet packet analysis (J levels, 3 * 4**J channels at 1/2**J resoluti
 linear 1x1 encoder to C latent channels -> entropy coding -> a decoder of residual
 convolution blocks at latent resolution -> wavelet packet synthesis. The encoder is a
 single linear map per 2**J x 2**J block (cheap, as on a sensor or phone), the decoder
-carries the non-linearity.
+carries the non-linearity. Optionally (``encoder_channels`` > 0) a small residual body of
+3x3 convolutions adds a correction to the linear encoder's latents from each block's
+neighbourhood: a nearly linear encoder that narrows the gap to latents refined per image.
 """
 from __future__ import annotations
 
@@ -81,15 +83,29 @@ class WaLLoC(VariableRateModel):
         lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
         boundary: str = "periodic",
         reconstruction_offsets: bool = False,
+        encoder_channels: int = 0,
+        encoder_blocks: int = 1,
     ) -> None:
         super().__init__(latent_channels, z_channels, lambdas, reconstruction_offsets)
+        if encoder_channels and boundary != "symmetric":
+            raise ValueError("an encoder body (encoder_channels > 0) needs symmetric wavelet borders")
         self.name = "walloc"
         self.wpt = WaveletPacket2D(wavelet, levels, boundary)
         coefficients = 3 * 4**levels
         self.pad_multiple = self.wpt.factor * 4  # two stride-2 hyper layers below y
         self.encoder = nn.Conv2d(coefficients, latent_channels, 1)
-        self.decoder = WaveletDecoder(latent_channels, coefficients, decoder_channels, decoder_blocks)
         act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        #: The encoder's optional non-linear correction (None: a linear encoder). Its output
+        #: convolution starts at zero, so a body added to trained weights changes nothing yet.
+        self.encoder_body = nn.Sequential(
+            nn.Conv2d(coefficients, encoder_channels, 3, padding=1), act(),
+            *[ResidualBlock(encoder_channels) for _ in range(encoder_blocks)],
+            nn.Conv2d(encoder_channels, latent_channels, 1),
+        ) if encoder_channels else None
+        if self.encoder_body is not None:
+            nn.init.zeros_(self.encoder_body[-1].weight)
+            nn.init.zeros_(self.encoder_body[-1].bias)
+        self.decoder = WaveletDecoder(latent_channels, coefficients, decoder_channels, decoder_blocks)
         self.h_a = nn.Sequential(
             nn.Conv2d(latent_channels, hyper_channels, 3, padding=1), act(),
             nn.Conv2d(hyper_channels, hyper_channels, 5, stride=2, padding=2), act(),
@@ -126,13 +142,21 @@ class WaLLoC(VariableRateModel):
         """Wavelet coefficients of an image: what the encoder sees and the decoder rebuilds."""
         return self.wpt.analysis(x - 0.5)
 
+    def _encode(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """Wavelet coefficients -> latents: the linear encoder, plus the body's correction."""
+        if self.encoder_body is None:
+            return self.encoder(coefficients)
+        if torch.is_grad_enabled():
+            return self.encoder(coefficients) + self.encoder_body(coefficients)
+        return self.encoder_body(coefficients).add_(self.encoder(coefficients))  # the same sum, one tensor fewer
+
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
         """Image -> latents. Without gradients, an image larger than :meth:`_taken_whole` is
         analysed in tiles (:meth:`_analysis_band`), as :meth:`g_s` synthesises."""
         rows, cols = x.shape[-2] // self.wpt.factor, x.shape[-1] // self.wpt.factor
         band, columns = self.tile()
         if torch.is_grad_enabled() or self._taken_whole(rows, cols, self.analysis_halo):
-            return self.encoder(self.coefficients(x))
+            return self._encode(self.coefficients(x))
         out = x.new_empty(x.shape[0], self.encoder.out_channels, rows, x.shape[-1] // self.wpt.factor)
         pixels = lambda index, first, stop: x[..., first:stop].index_select(-2, index.to(x.device))  # noqa: E731
         for start in range(0, rows, band):
@@ -144,8 +168,8 @@ class WaLLoC(VariableRateModel):
                        columns: int) -> torch.Tensor:
         """Latent rows ``start:stop`` of an image of ``height`` pixel rows and ``width`` pixel
         columns, ``pixels(index, first, stop)`` giving columns ``first:stop`` of the pixel rows
-        of an index tensor: the encoder is pointwise, so they need only the pixel rows within
-        the wavelet analysis filters' reach (wrapping around under periodic borders), and
+        of an index tensor: they need only the pixel rows within the reach of the wavelet
+        analysis filters and the encoder body (wrapping around under periodic borders), and
         tiles of ``columns`` latent columns only the pixel columns within that reach
         (:meth:`_in_column_tiles`), read a tile at a time."""
         f, halo, rows = self.wpt.factor, self.analysis_halo, height // self.wpt.factor
@@ -159,7 +183,7 @@ class WaLLoC(VariableRateModel):
         def tile(a: int, b: int) -> torch.Tensor:
             centred = pixels(index, a * f, b * f)
             centred -= 0.5
-            return self.encoder(self.wpt.analysis(centred))[..., start - first: stop - first, :]
+            return self._encode(self.wpt.analysis(centred))[..., start - first: stop - first, :]
         return self._in_column_tiles(tile, width // f, halo, columns, 1)
 
     def _in_column_tiles(self, compute: Callable[[int, int], torch.Tensor], cols: int, halo: int, columns: int,
@@ -186,9 +210,13 @@ class WaLLoC(VariableRateModel):
     @property
     def analysis_halo(self) -> int:
         """Latent rows beyond a band whose pixels its latents depend on (the wavelet analysis
-        filters reach ``pad`` samples of each level's input, 2**level pixels each)."""
+        filters reach ``pad`` samples of each level's input, 2**level pixels each; the encoder
+        body's 3x3 convolutions one latent row each)."""
         reach = 2 * max(self.wpt.pad_before, self.wpt.pad_after)
-        return math.ceil(sum(reach * 2**level for level in range(self.wpt.levels)) / self.wpt.factor)
+        wavelet = math.ceil(sum(reach * 2**level for level in range(self.wpt.levels)) / self.wpt.factor)
+        body = 0 if self.encoder_body is None else \
+            sum(1 for m in self.encoder_body.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+        return wavelet + body
 
     def g_s(self, y: torch.Tensor) -> torch.Tensor:
         """Latents -> image. Without gradients, an image larger than :meth:`_taken_whole` is

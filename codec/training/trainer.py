@@ -227,12 +227,15 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         raise CodecError(f"cannot read weights {path}: {err}") from None
     # The wavelet boundary may change (fine-tuning periodic weights for symmetric borders), a
-    # model may gain reconstruction offsets (their table starts at zero: the same decoder), and
+    # model may gain reconstruction offsets (their table starts at zero: the same decoder) or
+    # an encoder body (its output starts at zero: the same encoder), and
     # an architecture that extends another starts from its weights (its own keys added).
     extended = getattr(ARCHITECTURES.get(config["architecture"]), "extends", None) == entry.architecture
     own = set(inspect.signature(ARCHITECTURES[config["architecture"]].__init__).parameters) - \
         set(inspect.signature(ARCHITECTURES[entry.architecture].__init__).parameters) if extended else set()
     free = {"boundary", "reconstruction_offsets"}
+    # Weights without an encoder body may gain one (its output starts at zero: the same encoder).
+    free |= {"encoder_channels", "encoder_blocks"} if not entry.config.get("encoder_channels") else set()
     same = {k: v for k, v in entry.config.items() if k not in free} == \
         {k: v for k, v in config["model"].items() if k not in free and k not in own}
     if (entry.architecture != config["architecture"] and not extended) or not same:
