@@ -243,3 +243,32 @@ def test_rebase_joins_a_new_walloc_with_the_context(tiny_weights, tmp_path):
         assert torch.equal(value, source[key]), key
     assert any(k.startswith("slice_transforms.") for k in rebased)
     assert not torch.equal(rebased["encoder.weight"], context["encoder.weight"])
+
+
+def test_rebase_carries_an_encoder_body(tiny_weights, tmp_path):
+    """A walloc with an encoder body rebased under a walloc-cc: the body and its config come
+    along, and the result loads (strictly) as a walloc-cc that encodes with the body."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    cc_path = tmp_path / "cc.safetensors"
+    save_weights(_cc_from(tiny_weights, perturb=0.1), cc_path, architecture="walloc-cc", config=TINY_CC)
+    body_config = dict(TINY_WALLOC, boundary="symmetric", encoder_channels=8, encoder_blocks=1)
+    torch.manual_seed(5)
+    new = build_model("walloc", body_config)
+    new_path = tmp_path / "body.safetensors"
+    save_weights(new, new_path, architecture="walloc", config=body_config)
+    out = tmp_path / "rebased.safetensors"
+    tool = Path(__file__).resolve().parents[1] / "tools" / "rebase_walloc_cc.py"
+    subprocess.run([sys.executable, str(tool), str(new_path), str(cc_path), str(out)], check=True, capture_output=True)
+    with safe_open(out, "pt") as f:
+        config = json.loads(f.metadata()["config"])
+    assert config == dict(TINY_CC, **body_config)
+    rebased = build_model("walloc-cc", config)
+    rebased.load_state_dict(load_file(out))
+    assert torch.equal(rebased.encoder_body[0].weight, new.encoder_body[0].weight)

@@ -4,10 +4,11 @@ retraining the context on the new latents (docs/training.md).
     python tools/rebase_walloc_cc.py codec/zoo/weights/walloc.safetensors \\
         codec/zoo/weights/walloc-cc.safetensors /tmp/walloc-cc-rebased.safetensors
 
-Every tensor the two share (the transforms, gains, hyperprior and bottleneck of walloc) comes
-from the walloc file; the rest (the context transforms) from the walloc-cc file. The result
-carries the walloc-cc file's metadata with the walloc file's step, and its config with the
-walloc file's values for the keys they share (a widened decoder, tools/widen_walloc.py).
+Every tensor of the walloc file (the transforms, gains, hyperprior and bottleneck, an encoder
+body if it has one) comes from it; the rest (the context transforms) from the walloc-cc file.
+The result carries the walloc-cc file's metadata with the walloc file's step, and its config
+with the walloc file's values for walloc's keys (a widened decoder, tools/widen_walloc.py; an
+encoder body, configs/walloc-encoder-body.json).
 """
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ def main() -> int:
     args = p.parse_args()
     with safe_open(args.walloc, "pt") as base, safe_open(args.walloc_cc, "pt") as cc:
         base_keys = set(base.keys())
-        tensors = {k: (base if k in base_keys else cc).get_tensor(k) for k in cc.keys()}
+        tensors = {k: base.get_tensor(k) for k in base_keys}
+        tensors.update({k: cc.get_tensor(k) for k in cc.keys() if k not in base_keys})
         metadata = dict(cc.metadata() or {})
         metadata["step"] = (base.metadata() or {}).get("step", metadata.get("step", "0"))
         base_config = json.loads((base.metadata() or {}).get("config", "{}"))
         config = json.loads(metadata.get("config", "{}"))
-        metadata["config"] = json.dumps({k: base_config.get(k, v) for k, v in config.items()}, sort_keys=True)
+        metadata["config"] = json.dumps({**config, **base_config}, sort_keys=True)
         shared = len(base_keys & set(cc.keys()))
     save_file(tensors, args.out, metadata=metadata)
     print(f"{args.out}: {shared} tensors from {args.walloc}, {len(tensors) - shared} from {args.walloc_cc}")
