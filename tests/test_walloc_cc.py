@@ -217,25 +217,30 @@ def test_a_bad_config_is_one_line_and_no_run(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_rebase_joins_a_new_walloc_with_the_context(tiny_weights, tmp_path):
-    """tools/rebase_walloc_cc.py: walloc's tensors from the new walloc, the context from the walloc-cc."""
+def _rebased(tiny_weights, tmp_path, walloc_config: dict):
+    """tools/rebase_walloc_cc.py run on a new random walloc of ``walloc_config`` and a tiny
+    walloc-cc: (the walloc's path, the walloc-cc's path, the result's path, the walloc)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    from safetensors.torch import load_file
-
-
-    cc = _cc_from(tiny_weights, perturb=0.1)
     cc_path = tmp_path / "cc.safetensors"
-    save_weights(cc, cc_path, architecture="walloc-cc", config=TINY_CC)
+    save_weights(_cc_from(tiny_weights, perturb=0.1), cc_path, architecture="walloc-cc", config=TINY_CC)
     torch.manual_seed(5)
-    new = build_model("walloc", TINY_WALLOC)
+    new = build_model("walloc", walloc_config)
     new_path = tmp_path / "new.safetensors"
-    save_weights(new, new_path, architecture="walloc", config=TINY_WALLOC)
+    save_weights(new, new_path, architecture="walloc", config=walloc_config)
     out = tmp_path / "rebased.safetensors"
     tool = Path(__file__).resolve().parents[1] / "tools" / "rebase_walloc_cc.py"
     subprocess.run([sys.executable, str(tool), str(new_path), str(cc_path), str(out)], check=True, capture_output=True)
+    return new_path, cc_path, out, new
+
+
+def test_rebase_joins_a_new_walloc_with_the_context(tiny_weights, tmp_path):
+    """tools/rebase_walloc_cc.py: walloc's tensors from the new walloc, the context from the walloc-cc."""
+    from safetensors.torch import load_file
+
+    new_path, cc_path, out, _ = _rebased(tiny_weights, tmp_path, TINY_WALLOC)
     rebased, walloc_tensors, context = load_file(out), load_file(new_path), load_file(cc_path)
     assert set(rebased) == set(context)
     for key, value in rebased.items():
@@ -249,23 +254,12 @@ def test_rebase_carries_an_encoder_body(tiny_weights, tmp_path):
     """A walloc with an encoder body rebased under a walloc-cc: the body and its config come
     along, and the result loads (strictly) as a walloc-cc that encodes with the body."""
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    cc_path = tmp_path / "cc.safetensors"
-    save_weights(_cc_from(tiny_weights, perturb=0.1), cc_path, architecture="walloc-cc", config=TINY_CC)
     body_config = dict(TINY_WALLOC, boundary="symmetric", encoder_channels=8, encoder_blocks=1)
-    torch.manual_seed(5)
-    new = build_model("walloc", body_config)
-    new_path = tmp_path / "body.safetensors"
-    save_weights(new, new_path, architecture="walloc", config=body_config)
-    out = tmp_path / "rebased.safetensors"
-    tool = Path(__file__).resolve().parents[1] / "tools" / "rebase_walloc_cc.py"
-    subprocess.run([sys.executable, str(tool), str(new_path), str(cc_path), str(out)], check=True, capture_output=True)
+    _, _, out, new = _rebased(tiny_weights, tmp_path, body_config)
     with safe_open(out, "pt") as f:
         config = json.loads(f.metadata()["config"])
     assert config == dict(TINY_CC, **body_config)
