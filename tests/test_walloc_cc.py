@@ -252,7 +252,7 @@ def test_rebase_joins_a_new_walloc_with_the_context(tiny_weights, tmp_path):
 
 def test_rebase_carries_an_encoder_body(tiny_weights, tmp_path):
     """A walloc with an encoder body rebased under a walloc-cc: the body and its config come
-    along, and the result loads (strictly) as a walloc-cc that encodes with the body."""
+    along, and the result loads (strictly) as a walloc-cc with that body."""
     import json
 
     from safetensors import safe_open
