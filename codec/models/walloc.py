@@ -67,7 +67,7 @@ class WaveletDecoder(nn.Module):
 
 
 class WaLLoC(VariableRateModel):
-    """Wavelet packet -> linear encoder -> hyperprior -> residual decoder -> inverse WPT."""
+    """Wavelet packet -> (nearly) linear encoder -> hyperprior -> residual decoder -> inverse WPT."""
 
     integer_parameters = True
 

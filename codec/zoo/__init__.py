@@ -53,7 +53,7 @@ class Family:
 
 #: Architecture name -> family facts (the classes live in :mod:`codec.models`).
 FAMILIES = {
-    "walloc": Family("wavelet packet (CDF 9/7) + linear encoder + hyperprior + residual decoder", 3.0),
+    "walloc": Family("wavelet packet (CDF 9/7) + (nearly) linear encoder + hyperprior + residual decoder", 3.0),
     "walloc-cc": Family("walloc's transforms + context entropy model (checkerboard / channel slices)", 3.0),
     "hyperprior": Family("Balle et al. 2018 mean-scale hyperprior (GDN), variable rate", 3.0),
 }
