@@ -80,7 +80,7 @@ def test_export_writes_loadable_weights(setup):
     assert model.entropy_bottleneck._quantized_cdf.numel() > 0  # tables shipped with the weights
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "other_config", "bad_rate"])
+@pytest.mark.parametrize("case", ["missing", "empty", "unreadable", "other_config", "bad_rate", "bad_frozen"])
 def test_bad_input_fails_before_training(trained, tmp_path, case):
     root, data, config = trained  # other_config resumes run a
     out = tmp_path / "run"
@@ -105,6 +105,13 @@ def test_bad_input_fails_before_training(trained, tmp_path, case):
         bad_path.write_text(json.dumps(bad_rate))
         args = ["--data", str(data), "--config", str(bad_path)]
         expected = 'train.rate must be "noise" or "rounded"'
+    elif case == "bad_frozen":
+        bad_frozen = json.loads(config.read_text())
+        bad_frozen["train"]["frozen"] = ["encoder", "decodr"]
+        bad_path = tmp_path / "bad_frozen.json"
+        bad_path.write_text(json.dumps(bad_frozen))
+        args = ["--data", str(data), "--config", str(bad_path)]
+        expected = "train.frozen names decodr: not a module of this model"
     else:
         other = json.loads(config.read_text())
         other["model"] = dict(TINY_MODEL, latent_channels=6)
@@ -119,6 +126,19 @@ def test_bad_input_fails_before_training(trained, tmp_path, case):
     assert "Traceback" not in result.stderr
     if case != "other_config":
         assert not (out / "last.pt").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_committed_configs_freeze_modules_that_exist(path):
+    """Each name in a committed config's ``train.frozen`` is a module of the model it builds."""
+    from codec.models.weights import build_model
+    from codec.training.trainer import load_config, make_optimizers
+
+    config = load_config(str(path))
+    model = build_model(config["architecture"], config["model"])
+    make_optimizers(model, config["train"])  # raises on a name that is not a module
+    learning = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert not learning & set(config["train"].get("frozen", ()))
 
 
 def test_lr_schedule_warms_up_and_decays():

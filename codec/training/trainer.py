@@ -71,8 +71,15 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
     The schedule (warm-up, then cosine) spans steps ``schedule_start`` to ``train["steps"]``:
     a run started from weights (``--init``) gets a fresh warm-up and cosine of its own.
     ``train["frozen"]`` names top-level modules (e.g. ``encoder``, ``decoder``, ``gains``) whose
-    weights stay as they are: they get no gradient and no optimiser state.
+    weights stay as they are: they get no gradient and no optimiser state. A name is one
+    module, not a prefix: ``encoder`` leaves ``encoder_body`` learning. A name that is not a
+    module of the model raises :class:`CodecError` (a typo would otherwise freeze nothing).
     """
+    modules = {name for name, _ in model.named_children()}
+    unknown = sorted(set(train.get("frozen", ())) - modules)
+    if unknown:
+        raise CodecError(f"train.frozen names {', '.join(unknown)}: not a module of this model "
+                         f"(its modules: {', '.join(sorted(modules))})")
     frozen = tuple(f"{name}." for name in train.get("frozen", ()))
     for n, p in model.named_parameters():
         if n.startswith(frozen):
