@@ -62,7 +62,7 @@ def main() -> None:
         outputs = []
         for n in threads:
             for tile in tiles:
-                stem = args.workdir / f"{args.model}_{size}_q{args.quality}_t{n}_{tile}"
+                stem = args.workdir / f"{Path(args.model).stem}_{size}_q{args.quality}_t{n}_{tile}"
                 codec = [sys.executable, "-m", "codec"]
                 options = ["--threads", str(n)] + ([] if tile == "default" else ["--tile", tile])
                 for suffix in (".bin", ".png"):  # no output of an earlier run can pass the comparison
