@@ -1,7 +1,8 @@
 """Golden files (tests/expected/, written by tools/make_golden.py, never by tests).
 
 Every fixture file keeps decoding to the pixels pinned when it was written, in every later
-release; today's encoder still writes the same entropy-coded streams for the fixtures'
+release (exactly, or, where a float decoder rounds otherwise on another CPU or torch build,
+within one level at a few pixels of its pinned PNG); today's encoder still writes the same entropy-coded streams for the fixtures'
 input; the range coder's bytes for a fixed input are pinned.
 """
 import hashlib
@@ -21,6 +22,10 @@ from codec.zoo import WEIGHTS_DIR
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 MANIFEST = json.loads((EXPECTED / "golden.json").read_text())
+#: Tolerance where the pinned hash fails (another CPU or torch build): the float synthesis
+#: rounds a sample the other way where its value lies within float error of a half level.
+MAX_LEVEL_DIFFERENCE = 1
+MAX_DIFFERING_SHARE = 0.02
 
 
 def _pixels_sha256(image: Image.Image) -> str:
@@ -42,13 +47,24 @@ def test_there_is_a_fixture_of_every_shipped_weights_file():
     assert weights == {p.name for p in WEIGHTS_DIR.glob("*.safetensors")}
 
 
+def test_every_fixture_has_its_pinned_pixels():
+    assert all((EXPECTED / f"{Path(name).stem}.png").exists() for name in MANIFEST["files"])
+
+
 @pytest.mark.parametrize("name", sorted(MANIFEST["files"]))
 def test_fixture_decodes_to_the_pinned_pixels(name):
     entry = MANIFEST["files"][name]
     data = (EXPECTED / name).read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["file_sha256"], "fixture files are never rewritten"
     assert data[4] == entry["version"]
-    assert _pixels_sha256(codec.decode(data)) == entry["pixels_sha256"]
+    decoded = codec.decode(data)
+    if _pixels_sha256(decoded) == entry["pixels_sha256"]:
+        return
+    with Image.open(EXPECTED / f"{Path(name).stem}.png") as pinned:
+        assert (decoded.mode, decoded.size) == (pinned.mode, pinned.size)
+        difference = np.abs(np.asarray(decoded, dtype=np.int16) - np.asarray(pinned, dtype=np.int16))
+    assert difference.max() <= MAX_LEVEL_DIFFERENCE, "a pixel moved by more than float rounding can"
+    assert np.mean(difference > 0) <= MAX_DIFFERING_SHARE, "more pixels moved than float rounding moves"
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST["files"]))

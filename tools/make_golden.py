@@ -6,8 +6,10 @@ fixed 96x64 crop of the bundled sample photograph with today's format and writes
 ``tests/expected/NAME-HASH_vN.bin`` (``HASH`` the first 8 hex digits of the weights' SHA-256,
 ``N`` the format version this code writes; ``_int`` for weights whose new files use integer
 entropy parameters), then records in ``tests/expected/golden.json`` its SHA-256, the SHA-256
-of the pixels it decodes to and of the weights. It also pins the bytes the range coder writes
-for a fixed symbol/index/table input.
+of the pixels it decodes to and of the weights, and keeps those pixels as
+``tests/expected/NAME.png``: float decoders may round a few pixels the other way on another
+CPU or torch build, where the hash then fails and the test compares with the PNG instead.
+It also pins the bytes the range coder writes for a fixed symbol/index/table input.
 
 A fixture is a promise that its file keeps decoding to the same pixels in every later
 release, so existing files are never overwritten: a new format version or new weights add
@@ -16,6 +18,9 @@ new files (``--force`` rewrites, for a fixture that was wrong when it was writte
 ``NAME@HASH.safetensors``), this script renames them in ``golden.json`` (found by SHA-256).
 
 Usage: python tools/make_golden.py [--force]
+
+A fixture without its PNG gets one, decoded by the current code on this machine (the
+nineteenth session wrote them for the fixtures before it).
 """
 from __future__ import annotations
 
@@ -64,6 +69,14 @@ def pixels_sha256(data: bytes) -> str:
     return hashlib.sha256(f"{image.mode} {image.size}\n".encode() + image.tobytes()).hexdigest()
 
 
+def pin_pixels(name: str) -> None:
+    """Write ``tests/expected/NAME.png``, the pixels fixture ``NAME`` decodes to, if missing."""
+    png = EXPECTED / f"{Path(name).stem}.png"
+    if not png.exists():
+        codec.decode((EXPECTED / name).read_bytes()).save(png, optimize=True)
+        print(f"{png.name}: pixels pinned")
+
+
 def coder_bytes() -> str:
     """Hex of the range coder's output for :data:`CODER_INPUT`."""
     arrays = {k: np.asarray(v, dtype=np.int32) for k, v in CODER_INPUT.items()}
@@ -101,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                        "version": bitstream.FORMAT_VERSION, "integer_parameters": integer,
                        "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
         print(f"{name}: {len(data)} bytes written")
+    for name in files:
+        pin_pixels(name)
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return 0
 
