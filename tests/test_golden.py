@@ -2,8 +2,8 @@
 
 Every fixture file keeps decoding to the pixels pinned when it was written, in every later
 release (exactly, or, where a float decoder rounds otherwise on another CPU or torch build,
-within one level at a few pixels of its pinned PNG); today's encoder still writes the same entropy-coded streams for the fixtures'
-input; the range coder's bytes for a fixed input are pinned.
+within one level at a few pixels of its pinned PNG); today's encoder still writes the same
+entropy-coded streams for the fixtures' input; the range coder's bytes for a fixed input are pinned.
 """
 import hashlib
 import json
