@@ -63,18 +63,14 @@ def crop_image() -> np.ndarray:
         return np.asarray(image.convert("RGB").crop(CROP)).copy()
 
 
-def pixels_sha256(data: bytes) -> str:
-    """SHA-256 of the decoded pixels (mode, size and raw bytes) of one file."""
-    image = codec.decode(data)
+def pixels_sha256(image: Image.Image) -> str:
+    """SHA-256 of decoded pixels (mode, size and raw bytes)."""
     return hashlib.sha256(f"{image.mode} {image.size}\n".encode() + image.tobytes()).hexdigest()
 
 
-def pin_pixels(name: str) -> None:
-    """Write ``tests/expected/NAME.png``, the pixels fixture ``NAME`` decodes to, if missing."""
-    png = EXPECTED / f"{Path(name).stem}.png"
-    if not png.exists():
-        codec.decode((EXPECTED / name).read_bytes()).save(png, optimize=True)
-        print(f"{png.name}: pixels pinned")
+def pinned_png(name: str) -> Path:
+    """``tests/expected/NAME.png``: the pixels fixture ``NAME`` decodes to."""
+    return EXPECTED / f"{Path(name).stem}.png"
 
 
 def coder_bytes() -> str:
@@ -110,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         data = codec.encode(image, model=str(WEIGHTS_DIR / weights), quality=QUALITY)
         path.write_bytes(data)
-        (EXPECTED / f"{path.stem}.png").unlink(missing_ok=True)  # pinned again below
+        decoded = codec.decode(data)
+        decoded.save(pinned_png(name), optimize=True)
         files[name] = {"weights": weights, "weights_sha256": sha256, "quality": QUALITY,
                        "version": bitstream.FORMAT_VERSION, "integer_parameters": integer,
-                       "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(data)}
+                       "file_sha256": hashlib.sha256(data).hexdigest(), "pixels_sha256": pixels_sha256(decoded)}
         print(f"{name}: {len(data)} bytes written")
     for name in files:
-        pin_pixels(name)
+        if not pinned_png(name).exists():
+            codec.decode((EXPECTED / name).read_bytes()).save(pinned_png(name), optimize=True)
+            print(f"{pinned_png(name).name}: pixels pinned")
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return 0
 

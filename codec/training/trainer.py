@@ -75,12 +75,13 @@ def make_optimizers(model: torch.nn.Module, train: dict, schedule_start: int = 0
     module, not a prefix: ``encoder`` leaves ``encoder_body`` learning. A name that is not a
     module of the model raises :class:`CodecError` (a typo would otherwise freeze nothing).
     """
+    names = train.get("frozen", ())
     modules = {name for name, _ in model.named_children()}
-    unknown = sorted(set(train.get("frozen", ())) - modules)
+    unknown = sorted(set(names) - modules)
     if unknown:
         raise CodecError(f"train.frozen names {', '.join(unknown)}: not a module of this model "
                          f"(its modules: {', '.join(sorted(modules))})")
-    frozen = tuple(f"{name}." for name in train.get("frozen", ()))
+    frozen = tuple(f"{name}." for name in names)
     for n, p in model.named_parameters():
         if n.startswith(frozen):
             p.requires_grad_(False)
