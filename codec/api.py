@@ -139,7 +139,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     x, header.pad_right, header.pad_bottom = _pad(x, net.pad_multiple)
     with memory_errors("encode", width, height), reproducible_threads(dev):
         with torch.inference_mode():
-            y, z = net.analyse(x, quality)
+            y, z = net.analyse(x, quality, integer)
         if schedule is not None:
             y, z = refine.refine_in_tiles(net, x, y, z, quality, schedule, height, width, progress=progress)
         with torch.inference_mode():

@@ -49,6 +49,11 @@ class EntropyBottleneckLatentCodec(LatentCodec):
                                             (height, width), self.coder)
         return {"y_hat": bottleneck_values(self.entropy_bottleneck, symbols), "symbols": symbols}
 
+    def symbols(self, z: torch.Tensor) -> torch.Tensor:
+        """The int32 symbols :meth:`compress` codes for ``z`` (rounded, less the channel medians), without coding them."""
+        medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+        return self.entropy_bottleneck.quantize(z, "symbols", medians)
+
     def centred(self, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """``z_hat`` with ``round_fn`` in place of rounding, centred on the channel medians as the coder centres."""
         medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)

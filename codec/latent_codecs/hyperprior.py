@@ -21,6 +21,7 @@ from torch import nn
 
 from codec.band_pool import Prefetcher
 from codec.latent_codecs.base import LatentCodec, Shapes, Strings
+from codec.latent_codecs.prior_correction import PriorCorrection
 
 
 class HyperLatentsInBands:
@@ -66,12 +67,18 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
 
     def __init__(self, h_a: nn.Module, h_s: nn.Module, hyper: LatentCodec, latent: LatentCodec,
                  downsampling: int = 4,
-                 integer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+                 integer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 correction: PriorCorrection | None = None) -> None:
         self.h_a, self.h_s = h_a, h_s
         self.hyper, self.latent = hyper, latent
         self.downsampling = downsampling
         #: Maps the int32 symbols of ``z`` to the exact (table indexes, means) of ``y``; None: float ``h_s``.
         self.integer = integer
+        #: The encoder's correction of ``y`` from its predicted parameters
+        #: (:mod:`codec.latent_codecs.prior_correction`), or None. Training (:meth:`forward`)
+        #: applies it; coding takes ``y`` already corrected (:meth:`corrected`), except
+        #: :meth:`compress_in_bands`, which corrects each band as it codes it.
+        self.correction = correction
 
     @property
     def stream_names(self) -> tuple[str, ...]:
@@ -100,23 +107,39 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
     def forward(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         hyper_out = self.hyper.forward(self.h_a(y).float())
         scales, means = (t.float() for t in self.parameters(hyper_out["y_hat"]))
+        if self.correction is not None:
+            y = self.correction.from_scales(y, self.latent.gaussian_conditional, scales, means)
         y_out = self.latent.forward(y, scales, means)
         return {"likelihoods": {**y_out["likelihoods"], **hyper_out["likelihoods"]}, "y_hat": y_out["y_hat"]}
 
     def relaxed(self, y: torch.Tensor, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor],
-                z_round_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
+                z_round_fn: Callable[[torch.Tensor], torch.Tensor] | None = None, correct: bool = False) -> dict[str, Any]:
         """``y_hat``, ``z_hat`` and the bits of each image with ``round_fn`` in place of rounding
         (differentiable for a soft ``round_fn``), centred as the coder centres: z on the
         bottleneck's medians, y on the means predicted from ``z_hat``; ``z_round_fn``, when
         given, replaces ``round_fn`` for ``z``. ``y_hat`` has the reconstruction offsets of
         the rounded latents, if the model has them (:mod:`codec.latent_codecs.reconstruction`);
-        ``y_quantised`` is without them."""
+        ``y_quantised`` is without them. ``correct``: ``y`` is the analysis's, to be corrected
+        (:attr:`correction`, if any) as :meth:`forward` does; otherwise it is coded as given."""
         z_hat = self.hyper.centred(z, round_fn if z_round_fn is None else z_round_fn)
         scales, means = self.parameters(z_hat)
+        if correct and self.correction is not None:
+            y = self.correction.from_scales(y, self.latent.gaussian_conditional, scales, means)
         y_quantised = round_fn(y - means) + means
         bits = self.latent.bits(y_quantised, scales, means) + self.hyper.bits(z_hat)
         return {"y_hat": synthesis_input(self.latent, y_quantised, y, scales, means), "y_quantised": y_quantised,
                 "z_hat": z_hat, "bits": bits}
+
+    def corrected(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The ``y`` to code for the analysis's latents ``y`` and hyper-latents ``z``: ``y`` itself,
+        or corrected (:attr:`correction`) with the parameters the coder will use, predicted
+        from ``z`` rounded (the exact integers with :attr:`integer`)."""
+        if self.correction is None:
+            return y
+        if self.integer is not None:
+            return self.correction.from_indexes(y, *self.integer(self.hyper.symbols(z).to(y.device)))
+        scales, means = self.parameters(self.hyper.centred(z, torch.round))
+        return self.correction.from_scales(y, self.latent.gaussian_conditional, scales, means)
 
     def compress(self, y: torch.Tensor, *params: torch.Tensor) -> dict[str, Any]:
         """Code ``y``; ``params`` may hold given hyper-latents ``z`` (e.g. refined ones)."""
@@ -141,7 +164,8 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
                           band_rows: int, pool: ThreadPoolExecutor | None = None) -> dict[str, Any]:
         """:meth:`compress` of one image whose ``y`` of ``shape`` is given by ``y_rows(first, last)``
         (``[1, C, last - first, W]``, asked for increasing rows, twice: once for ``z``, once to
-        code ``y``), with integer parameters, a band of ``band_rows`` rows at a time: the same
+        code ``y``, which is corrected here, band by band, as :meth:`corrected` corrects the
+        whole), with integer parameters, a band of ``band_rows`` rows at a time: the same
         bytes in the memory of a few bands. ``strings`` and ``shapes`` as :meth:`compress`.
         ``pool``: threads that compute the next bands' parameters (:mod:`codec.band_pool`)."""
         if self.integer is None or self.hyper_halo() is None:
@@ -152,7 +176,10 @@ class HyperpriorLatentCodec(HyperLatentsInBands, LatentCodec):
 
         def band(start: int, stop: int) -> tuple:
             indexes, means = parameters(start, stop)
-            symbols = quantize(y_rows(start, stop), "symbols", means.to(symbols_z.device))
+            y = y_rows(start, stop)
+            if self.correction is not None:
+                y = self.correction.from_indexes(y, indexes, means)
+            symbols = quantize(y, "symbols", means.to(symbols_z.device))
             return symbols[0].cpu().numpy(), indexes[0].cpu().numpy()
 
         strings = self.latent.compress_in_bands(shape, band_rows, band)

@@ -35,6 +35,7 @@ from codec.latent_codecs.base import straight_through_round
 from codec.latent_codecs.gaussian_conditional import scale_table  # noqa: F401 - also imported from here
 from codec.latent_codecs.integer_parameters import derive_integer_parameters
 from codec.latent_codecs.reconstruction import ReconstructionOffsets
+from codec.latent_codecs.prior_correction import PriorCorrection
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402,I001
 from codec.models.gain import GainUnits, interpolate_levels
 
@@ -61,7 +62,7 @@ class VariableRateModel(nn.Module):
     integer_parameters: bool = False
 
     def __init__(self, latent_channels: int, hyper_channels: int, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS,
-                 reconstruction_offsets: bool = False) -> None:
+                 reconstruction_offsets: bool = False, prior_correction: int = 0) -> None:
         super().__init__()
         self.latent_channels = latent_channels
         self.lambdas = tuple(float(v) for v in lambdas)
@@ -71,6 +72,10 @@ class VariableRateModel(nn.Module):
         #: The synthesis's reconstruction offsets of the quantised latents (a trained table;
         #: :mod:`codec.latent_codecs.reconstruction`), or None: the bin centres.
         self.reconstruction = ReconstructionOffsets() if reconstruction_offsets else None
+        #: The encoder's correction of the latents from the hyperprior's prediction of them, a
+        #: pointwise network of ``prior_correction`` channels (:mod:`codec.latent_codecs.prior_correction`),
+        #: or None. The decoder never runs it.
+        self.prior_correction = PriorCorrection(latent_channels, prior_correction) if prior_correction else None
         self.name = type(self).__name__.lower()
         self.weights_hash = b"\0" * 8
 
@@ -92,7 +97,7 @@ class VariableRateModel(nn.Module):
                                      EntropyBottleneckLatentCodec(self.entropy_bottleneck, "z", coder),
                                      GaussianConditionalLatentCodec(self.gaussian_conditional, "y", coder,
                                                                     reconstruction=self.reconstruction),
-                                     integer=exact)
+                                     integer=exact, correction=self.prior_correction)
 
     @property
     def latent_codec(self) -> HyperpriorLatentCodec:
@@ -158,7 +163,8 @@ class VariableRateModel(nn.Module):
         latents = self.build_latent_codec(integer=False)
         if rate == "rounded":
             with torch.autocast(y.device.type, enabled=False):  # rates in float32, as the likelihoods
-                out = latents.relaxed(y, latents.hyper_latents(y), straight_through_round)
+                corrects = {"correct": True} if self.prior_correction is not None else {}  # walloc-cc's has none
+                out = latents.relaxed(y, latents.hyper_latents(y), straight_through_round, **corrects)
             counted = {"bits": out["bits"]}
         else:
             out = latents(y)
@@ -178,14 +184,19 @@ class VariableRateModel(nn.Module):
         """Encode a batch [B, 3, H, W] in [0, 1] with the coder backend ``coder``:
         ``{"strings": Strings, "shapes": Shapes}``, the streams named and ordered as :attr:`stream_names`.
         ``integer``: integer entropy parameters (None: :attr:`integer_parameters`)."""
-        return self.compress_latents(*self.analyse(x, quality), coder=coder, integer=integer)
+        return self.compress_latents(*self.analyse(x, quality, integer), coder=coder, integer=integer)
 
     @torch.inference_mode()
-    def analyse(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents ``y`` (gains applied) and hyper-latents ``z`` of a batch, before rounding."""
+    def analyse(self, x: torch.Tensor, quality: float, integer: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents ``y`` (gains applied, and corrected by :attr:`prior_correction` with the
+        entropy parameters of ``integer``, as :meth:`compress_latents` will code them) and
+        hyper-latents ``z`` of a batch, before rounding."""
         self._check_input(x)
         y = self.g_a(x) * self.gains.gain(quality)
-        return y, self.build_latent_codec(integer=False).hyper_latents(y)
+        z = self.build_latent_codec(integer=False).hyper_latents(y)
+        if self.prior_correction is not None:
+            y = self.build_latent_codec(integer=integer).corrected(y, z)
+        return y, z
 
     @torch.inference_mode()
     def compress_latents(self, y: torch.Tensor, z: torch.Tensor, coder: str = DEFAULT_CODER,

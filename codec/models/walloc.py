@@ -85,8 +85,9 @@ class WaLLoC(VariableRateModel):
         reconstruction_offsets: bool = False,
         encoder_channels: int = 0,
         encoder_blocks: int = 1,
+        prior_correction: int = 0,
     ) -> None:
-        super().__init__(latent_channels, z_channels, lambdas, reconstruction_offsets)
+        super().__init__(latent_channels, z_channels, lambdas, reconstruction_offsets, prior_correction)
         if encoder_channels and boundary != "symmetric":
             raise ValueError("an encoder body (encoder_channels > 0) needs symmetric wavelet borders")
         self.name = "walloc"

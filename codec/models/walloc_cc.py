@@ -58,6 +58,8 @@ class ChannelConditionalWaLLoC(WaLLoC):
         super().__init__(*args, **kwargs)
         self.name = "walloc-cc"
         channels = self.latent_channels
+        if self.prior_correction is not None:
+            raise ValueError("prior_correction is for walloc's mean-scale hyperprior; walloc-cc's context model has none yet")
         if slice_kernel < 1 or slice_kernel % 2 == 0:
             raise ValueError(f"slice_kernel must be odd, got {slice_kernel}")
         if slices < 1 or channels % slices:

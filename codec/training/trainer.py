@@ -242,8 +242,10 @@ def read_init_weights(path: str, config: dict) -> tuple[dict, int, list[dict]]:
     own = set(inspect.signature(ARCHITECTURES[config["architecture"]].__init__).parameters) - \
         set(inspect.signature(ARCHITECTURES[entry.architecture].__init__).parameters) if extended else set()
     free = {"boundary", "reconstruction_offsets"}
-    # Weights without an encoder body may gain one (its output starts at zero: the same encoder).
+    # Weights without an encoder body may gain one (its output starts at zero: the same encoder),
+    # and likewise a prior correction (codec/latent_codecs/prior_correction.py).
     free |= {"encoder_channels", "encoder_blocks"} if not entry.config.get("encoder_channels") else set()
+    free |= {"prior_correction"} if not entry.config.get("prior_correction") else set()
     same = {k: v for k, v in entry.config.items() if k not in free} == \
         {k: v for k, v in config["model"].items() if k not in free and k not in own}
     if (entry.architecture != config["architecture"] and not extended) or not same:
