@@ -1,12 +1,10 @@
 """walloc's optional encoder body (``encoder_channels`` > 0): added to trained linear weights it
 changes nothing at first, a run from those weights (``--init``) may add it, its latents are
 those of the whole image in any bands and tiles, and it needs symmetric borders."""
-import numpy as np
 import pytest
 import torch
 from conftest import TINY_WALLOC
 
-from codec import api
 from codec.models.weights import build_model, save_weights
 
 BODY = dict(TINY_WALLOC, boundary="symmetric", encoder_channels=12, encoder_blocks=1)
@@ -37,17 +35,23 @@ def test_a_new_body_adds_nothing_to_linear_weights(tiny_weights):
         assert torch.equal(net.g_a(x), linear.g_a(x))
 
 
-def test_weights_with_a_body_keep_it(tmp_path):
-    """A body's width is part of the config once weights have one: another width is refused."""
+@pytest.mark.parametrize("module", ["encoder_body", "prior_correction"])
+def test_weights_with_an_optional_module_keep_it(tmp_path, module):
+    """An optional module's width (the body's, the prior correction's) is part of the config
+    once weights have one: another width is refused."""
+    from test_prior_correction import CORRECTED, _with_random_correction
+
     from codec.errors import CodecError
     from codec.training.trainer import read_init_weights
 
-    path = tmp_path / "body.safetensors"
-    save_weights(_with_random_body(), path, architecture="walloc", config=BODY)
-    state, _, _ = read_init_weights(str(path), {"architecture": "walloc", "model": BODY})
-    assert "encoder_body.0.weight" in state
+    net, config, width = ((_with_random_body(), BODY, "encoder_channels") if module == "encoder_body" else
+                          (_with_random_correction(), CORRECTED, "prior_correction"))
+    path = tmp_path / "net.safetensors"
+    save_weights(net, path, architecture="walloc", config=config)
+    state, _, _ = read_init_weights(str(path), {"architecture": "walloc", "model": config})
+    assert f"{module}.0.weight" in state or f"{module}.net.0.weight" in state
     with pytest.raises(CodecError, match="another model or config"):
-        read_init_weights(str(path), {"architecture": "walloc", "model": dict(BODY, encoder_channels=16)})
+        read_init_weights(str(path), {"architecture": "walloc", "model": dict(config, **{width: config[width] + 4})})
 
 
 def test_the_body_widens_the_analysis_halo():
@@ -75,21 +79,10 @@ def test_bands_and_column_tiles_agree_with_the_whole_image(monkeypatch, columns)
 
 def test_tiles_give_the_whole_image_bytes(monkeypatch, tmp_path):
     """Files coded in bands and tiles are those of the whole image (integer parameters)."""
-    from conftest import code_in_small_bands
-    from test_tiles import _photo, _whole
+    from test_tiles import assert_tiles_give_the_whole_image_bytes
 
-    from codec.latent_codecs.hyperprior import HyperpriorLatentCodec
-
-    path = tmp_path / "body.safetensors"
-    save_weights(_with_random_body(), path, architecture="walloc", config=BODY)
-    calls = code_in_small_bands(monkeypatch, HyperpriorLatentCodec)
-    net = api.resolve_model(str(path))
-    rgb = _photo(601, 555)
-    data, pixels = _whole(net, rgb)
-    for tile in [(256, 256), "300x520"]:
-        assert api.encode(rgb, model=net, quality=3.0, tile=tile) == data, tile
-        decoded = np.asarray(api.decode(data, model=net, tile=tile))
-        assert np.abs(decoded.astype(int) - pixels.astype(int)).max() <= 1
+    calls = assert_tiles_give_the_whole_image_bytes(monkeypatch, tmp_path, _with_random_body(), BODY,
+                                                    [(256, 256), "300x520"])
     assert calls.count("compress_in_bands") == 2
 
 

@@ -1,6 +1,7 @@
 """walloc's optional prior correction (``prior_correction`` > 0, codec/latent_codecs/prior_correction.py):
 added to trained weights it changes no byte, a run from those weights (``--init``) may add it,
-it moves the coded latents once trained, the decoder never needs it, and the banded coder
+it moves the coded latents once trained (its width kept by weights that have one:
+tests/test_encoder_body.py), the decoder never needs it, and the banded coder
 corrects each band as the whole image is corrected."""
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 from conftest import TINY_WALLOC
 
 from codec import api
-from codec.models.weights import build_model, save_weights
+from codec.models.weights import build_model
 
 CORRECTED = dict(TINY_WALLOC, boundary="symmetric", prior_correction=16)
 
@@ -46,29 +47,20 @@ def test_a_new_correction_changes_no_byte(tiny_weights):
     assert net.compress(x, 3.0)["strings"] == plain.compress(x, 3.0)["strings"]
 
 
-def test_weights_with_a_correction_keep_it(tmp_path):
-    from codec.errors import CodecError
-    from codec.training.trainer import read_init_weights
-
-    path = tmp_path / "corrected.safetensors"
-    save_weights(_with_random_correction(), path, architecture="walloc", config=CORRECTED)
-    state, _, _ = read_init_weights(str(path), {"architecture": "walloc", "model": CORRECTED})
-    assert "prior_correction.net.0.weight" in state
-    with pytest.raises(CodecError, match="another model or config"):
-        read_init_weights(str(path), {"architecture": "walloc", "model": dict(CORRECTED, prior_correction=8)})
-
-
-def test_the_decoder_does_not_need_it():
-    """The coded latents move, and the model without its correction decodes the file alike."""
+@pytest.mark.parametrize("integer", [True, False])
+def test_the_decoder_does_not_need_it(integer):
+    """The coded latents move (with exact integer or float entropy parameters alike), and the
+    model without its correction decodes the file to the same pixels."""
     net = _with_random_correction()
     plain = _without_correction(net)
     net.update(force=True)
     plain.update(force=True)
     x = torch.rand(1, 3, 64, 96)
-    out = net.compress(x, 3.0)
-    assert out["strings"] != plain.compress(x, 3.0)["strings"]
-    torch.testing.assert_close(plain.decompress(out["strings"], out["shapes"], 3.0)["x_hat"],
-                               net.decompress(out["strings"], out["shapes"], 3.0)["x_hat"], rtol=0, atol=0)
+    out = net.compress(x, 3.0, integer=integer)
+    assert out["strings"] != plain.compress(x, 3.0, integer=integer)["strings"]
+    torch.testing.assert_close(plain.decompress(out["strings"], out["shapes"], 3.0, integer=integer)["x_hat"],
+                               net.decompress(out["strings"], out["shapes"], 3.0, integer=integer)["x_hat"],
+                               rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("rate", ["noise", "rounded"])
@@ -85,36 +77,13 @@ def test_training_reaches_the_correction_alone(rate):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.prior_correction.parameters())
 
 
-def test_float_parameters_are_corrected_too():
-    """Coding with float entropy parameters corrects from the float hyperprior; the file decodes."""
-    net = _with_random_correction()
-    plain = _without_correction(net)
-    net.update(force=True)
-    plain.update(force=True)
-    x = torch.rand(1, 3, 64, 96)
-    out = net.compress(x, 3.0, integer=False)
-    assert out["strings"] != plain.compress(x, 3.0, integer=False)["strings"]
-    x_hat = net.decompress(out["strings"], out["shapes"], 3.0, integer=False)["x_hat"]
-    assert x_hat.shape == x.shape and torch.isfinite(x_hat).all()
-
-
 def test_bands_give_the_whole_image_bytes(monkeypatch, tmp_path):
     """Files coded in bands (each band corrected from its own parameters) are those of the whole image."""
-    from conftest import code_in_small_bands
-    from test_tiles import _photo, _whole
+    from test_tiles import assert_tiles_give_the_whole_image_bytes
 
-    from codec.latent_codecs.hyperprior import HyperpriorLatentCodec
-
-    path = tmp_path / "corrected.safetensors"
-    save_weights(_with_random_correction(), path, architecture="walloc", config=CORRECTED)
-    calls = code_in_small_bands(monkeypatch, HyperpriorLatentCodec)
-    net = api.resolve_model(str(path))
-    rgb = _photo(601, 555)
-    data, pixels = _whole(net, rgb)
-    assert api.encode(rgb, model=net, quality=3.0, tile=(256, 256)) == data
+    calls = assert_tiles_give_the_whole_image_bytes(monkeypatch, tmp_path, _with_random_correction(), CORRECTED,
+                                                    [(256, 256)])
     assert calls.count("compress_in_bands") == 1
-    decoded = np.asarray(api.decode(data, model=net))
-    assert np.abs(decoded.astype(int) - pixels.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("effort", [0, 1])

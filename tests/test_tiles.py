@@ -32,6 +32,28 @@ def _whole(net, rgb: np.ndarray) -> tuple[bytes, np.ndarray]:
     return data, pixels
 
 
+def assert_tiles_give_the_whole_image_bytes(monkeypatch, tmp_path, net, config: dict, tiles: list) -> list[str]:
+    """Save ``net`` (a tiny walloc of ``config``) and code a photo whole, then in small bands
+    (:func:`conftest.code_in_small_bands`) with each of ``tiles``: the same file each time, and
+    the whole file decodes in tiles within one level. Returns the banded calls made."""
+    from conftest import code_in_small_bands
+
+    from codec.latent_codecs.hyperprior import HyperpriorLatentCodec
+    from codec.models.weights import save_weights
+
+    path = tmp_path / "net.safetensors"
+    save_weights(net, path, architecture="walloc", config=config)
+    calls = code_in_small_bands(monkeypatch, HyperpriorLatentCodec)
+    net = api.resolve_model(str(path))
+    rgb = _photo(601, 555)
+    data, pixels = _whole(net, rgb)
+    for tile in tiles:
+        assert api.encode(rgb, model=net, quality=3.0, tile=tile) == data, tile
+        decoded = np.asarray(api.decode(data, model=net, tile=tile))
+        assert np.abs(decoded.astype(int) - pixels.astype(int)).max() <= 1
+    return calls
+
+
 # Odd sizes in pixels, and tiles (rows x columns of pixels) that divide neither side; the
 # tiny model's latents are 8 x 8 pixels, its halos 4 (analysis) and 7 (synthesis) latents.
 SIZES = [(601, 555), (457, 803)]

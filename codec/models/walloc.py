@@ -22,7 +22,7 @@ from torch import nn
 from codec.band_pool import band_pool, band_threads, in_order, submit
 from codec.entropy import DEFAULT_CODER
 from codec.latent_codecs import Shapes, Strings
-from codec.memory import MMAP_THRESHOLD, band_trimmer
+from codec.memory import band_trimmer
 from codec.models.base import DEFAULT_LAMBDAS, PixelRows, VariableRateModel
 from codec.tiling import tile_pixels
 from codec.transforms import WaveletPacket2D
