@@ -63,7 +63,7 @@ def test_the_decoder_does_not_need_it(integer):
                                rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("rate", ["noise", "rounded"])
+@pytest.mark.parametrize("rate", ["noise", "rounded", "soft-rounded"])
 def test_training_reaches_the_correction_alone(rate):
     """With every other module frozen (the config's recipe), the loss's gradient reaches the correction."""
     net = _with_random_correction().train()
@@ -71,7 +71,7 @@ def test_training_reaches_the_correction_alone(rate):
         if name != "prior_correction":
             module.requires_grad_(False)
     out = net(torch.rand(2, 3, 64, 64), torch.tensor([1.0, 4.0]), rate=rate)
-    loss = out["x_hat"].square().mean() + (out["bits"].sum() if rate == "rounded" else
+    loss = out["x_hat"].square().mean() + (out["bits"].sum() if rate != "noise" else
                                             sum(-v.log2().sum() for v in out["likelihoods"].values()))
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.prior_correction.parameters())

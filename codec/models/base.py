@@ -50,7 +50,11 @@ DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 
 #: How a training pass counts the rate (:meth:`VariableRateModel.forward`): of the latents
 #: with additive uniform noise, or of the rounded ones the coder writes.
-TRAINING_RATES = ("noise", "rounded")
+TRAINING_RATES = ("noise", "rounded", "soft-rounded")
+
+#: Temperature of the stochastic soft rounding of ``rate="soft-rounded"`` (the end of the
+#: effort levels' annealing, :mod:`codec.encoding.effort`): nearly hard, soft near a bin's edge.
+SOFT_ROUNDING_TAU = 0.2
 
 
 class VariableRateModel(nn.Module):
@@ -156,15 +160,23 @@ class VariableRateModel(nn.Module):
         what a file costs (straight-through gradients, which underprice a latent that still
         rounds to the same value: meant for fitting the entropy model with the transforms
         that make the latents, ``g_a`` and ``h_a``, frozen; docs/training.md).
+        ``rate="soft-rounded"``: the same ``bits``, of ``y`` rounded by stochastic Gumbel
+        annealing (:func:`codec.encoding.refine.sga_round`, what refinement optimises) at
+        :data:`SOFT_ROUNDING_TAU`, priced inside a bin, unlike straight-through rounding;
+        ``z`` rounded straight through. The synthesis sees the soft values.
         """
         if rate not in TRAINING_RATES:
             raise ValueError(f"rate must be {' or '.join(map(repr, TRAINING_RATES))}, got {rate!r}")
         y = self.g_a(x).float() * self.gains.gain(quality)
         latents = self.build_latent_codec(integer=False)
-        if rate == "rounded":
+        if rate != "noise":
+            from codec.encoding.refine import sga_round
+
+            round_fn = straight_through_round if rate == "rounded" else \
+                lambda v: sga_round(v, SOFT_ROUNDING_TAU, None)  # the global generator
             with torch.autocast(y.device.type, enabled=False):  # rates in float32, as the likelihoods
                 corrects = {"correct": True} if self.prior_correction is not None else {}  # walloc-cc's has none
-                out = latents.relaxed(y, latents.hyper_latents(y), straight_through_round, **corrects)
+                out = latents.relaxed(y, latents.hyper_latents(y), round_fn, straight_through_round, **corrects)
             counted = {"bits": out["bits"]}
         else:
             out = latents(y)

@@ -15,12 +15,12 @@ def rd_loss(model: VariableRateModel, x: torch.Tensor, quality: torch.Tensor, ne
 
     ``net`` runs the forward pass when given (e.g. a DistributedDataParallel wrapper of
     ``model``); ``model`` supplies the lambdas. ``rate``: how the bits are counted, of the
-    latents with uniform noise (``"noise"``) or of the rounded ones (``"rounded"``; see
-    :meth:`~codec.models.base.VariableRateModel.forward`).
+    latents with uniform noise (``"noise"``) or of the rounded ones (``"rounded"``,
+    ``"soft-rounded"``; see :meth:`~codec.models.base.VariableRateModel.forward`).
     """
     out = (net or model)(x, quality, rate=rate)
     num_pixels = x.shape[-2] * x.shape[-1]
-    if rate == "rounded":
+    if rate != "noise":
         bits = out["bits"]
     else:
         bits = sum(l.clamp_min(1e-9).log().flatten(1).sum(1) for l in out["likelihoods"].values()) / -math.log(2)
