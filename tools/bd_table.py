@@ -47,10 +47,11 @@ def main() -> int:
     if missing:
         print(f"no curve named {', '.join(missing)} in {args.folder}", file=sys.stderr)
         return 1
-    if args.times and not (Path(args.folder) / "results.csv").is_file():
-        print(f"--times needs {Path(args.folder) / 'results.csv'} (written by codec eval)", file=sys.stderr)
+    results = Path(args.folder) / "results.csv"
+    if args.times and not results.is_file():
+        print(f"--times needs {results} (written by codec eval)", file=sys.stderr)
         return 1
-    times = _median_times(Path(args.folder) / "results.csv") if args.times else {}
+    times = _median_times(results) if args.times else {}
     extra = ["encode s (median)", "decode s (median)"] if args.times else []
     print("| curve | " + " | ".join([f"BD-rate vs {a}" for a in anchors] + extra) + " |")
     print("| --- |" + " ---: |" * (len(anchors) + len(extra)))

@@ -49,14 +49,17 @@ class EntropyBottleneckLatentCodec(LatentCodec):
                                             (height, width), self.coder)
         return {"y_hat": bottleneck_values(self.entropy_bottleneck, symbols), "symbols": symbols}
 
+    def _medians(self) -> torch.Tensor:
+        """The channel medians ``[1, C, 1, 1]`` the coder centres ``z`` on."""
+        return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+
     def symbols(self, z: torch.Tensor) -> torch.Tensor:
         """The int32 symbols :meth:`compress` codes for ``z`` (rounded, less the channel medians), without coding them."""
-        medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
-        return self.entropy_bottleneck.quantize(z, "symbols", medians)
+        return self.entropy_bottleneck.quantize(z, "symbols", self._medians())
 
     def centred(self, z: torch.Tensor, round_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """``z_hat`` with ``round_fn`` in place of rounding, centred on the channel medians as the coder centres."""
-        medians = self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+        medians = self._medians()
         return round_fn(z - medians) + medians
 
     def bits(self, z_hat: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from codec.entropy.compressai_models import scale_indexes
 from codec.latent_codecs.gaussian_conditional import scale_table
 
 if TYPE_CHECKING:
@@ -55,9 +56,9 @@ class PriorCorrection(nn.Module):
     def from_scales(self, y: torch.Tensor, gaussian_conditional: GaussianConditional, scales: torch.Tensor,
                     means: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` with the float scales of ``h_s``, mapped to the table entries the coder
-        uses (:func:`~codec.entropy.compressai_models.scale_indexes`, whose table is
-        :func:`~codec.latent_codecs.gaussian_conditional.scale_table` once the model is updated)."""
+        uses (:func:`~codec.entropy.compressai_models.scale_indexes` of
+        :func:`~codec.latent_codecs.gaussian_conditional.scale_table`, the coder's table once
+        the model is updated; training need not update it)."""
         with torch.no_grad():
-            bounded = gaussian_conditional.lower_bound_scale(scales.detach().float())
-            indexes = torch.bucketize(bounded, scale_table()[:-1].to(bounded.device))
+            indexes = scale_indexes(gaussian_conditional, scales.detach().float(), scale_table())
         return self.from_indexes(y, indexes, means)

@@ -170,10 +170,11 @@ class VariableRateModel(nn.Module):
         y = self.g_a(x).float() * self.gains.gain(quality)
         latents = self.build_latent_codec(integer=False)
         if rate != "noise":
-            from codec.encoding.refine import sga_round
+            round_fn = straight_through_round
+            if rate == "soft-rounded":
+                from codec.encoding.refine import sga_round
 
-            round_fn = straight_through_round if rate == "rounded" else \
-                lambda v: sga_round(v, SOFT_ROUNDING_TAU, None)  # the global generator
+                round_fn = lambda v: sga_round(v, SOFT_ROUNDING_TAU, None)  # noqa: E731 - the global generator
             with torch.autocast(y.device.type, enabled=False):  # rates in float32, as the likelihoods
                 corrects = {"correct": True} if self.prior_correction is not None else {}  # walloc-cc's has none
                 out = latents.relaxed(y, latents.hyper_latents(y), round_fn, straight_through_round, **corrects)
@@ -205,10 +206,10 @@ class VariableRateModel(nn.Module):
         hyper-latents ``z`` of a batch, before rounding."""
         self._check_input(x)
         y = self.g_a(x) * self.gains.gain(quality)
-        z = self.build_latent_codec(integer=False).hyper_latents(y)
-        if self.prior_correction is not None:
-            y = self.build_latent_codec(integer=integer).corrected(y, z)
-        return y, z
+        correct = self.prior_correction is not None  # with the coder's parameters; else no integer network is needed
+        codec = self.build_latent_codec(integer=integer if correct else False)
+        z = codec.hyper_latents(y)
+        return (codec.corrected(y, z) if correct else y), z
 
     @torch.inference_mode()
     def compress_latents(self, y: torch.Tensor, z: torch.Tensor, coder: str = DEFAULT_CODER,
