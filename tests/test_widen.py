@@ -76,3 +76,25 @@ def test_a_walloc_cc_rebased_on_a_widened_walloc_takes_its_config(tiny_weights, 
     assert config == dict(cc_config, decoder_channels=24)
     rebased = load_weights(out)
     assert torch.equal(rebased.decoder.body[0].weight, wide.decoder.body[0].weight)
+
+
+def test_widened_hyperprior_predicts_as_the_old_one(tiny_weights, tmp_path):
+    """--hyper-channels: ``h_a`` and ``h_s`` (transposed convolutions included) give the old
+    hyper-latents and parameters, and the new channels learn."""
+    old, wide = _widened(tiny_weights, tmp_path, "--hyper-channels", "40")
+    assert wide.h_s[0].out_channels == 40 and wide.h_a[0].out_channels == 40
+    torch.manual_seed(3)
+    y = torch.randn(1, old.latent_channels, 8, 8) * 4
+    with torch.no_grad():
+        z = old.h_a(y)
+        assert torch.allclose(wide.h_a(y), z, atol=1e-5)
+        assert torch.allclose(wide.h_s(z.round()), old.h_s(z.round()), atol=1e-5)
+    for key, value in old.state_dict().items():
+        if not key.startswith(("h_a.", "h_s.")):
+            assert torch.equal(value, wide.state_dict()[key]), key
+    wide.train()
+    (wide.h_s(wide.h_a(y)) ** 2).mean().backward()
+    hidden = old.h_s[0].out_channels
+    assert wide.h_s[-1].weight.grad[:, hidden:].abs().sum() > 0  # the output reads the new channels
+    assert wide.h_s[2].weight.grad[hidden:, :hidden].abs().sum() > 0  # a transposed conv's new inputs
+    assert wide.h_a[-1].weight.grad[:, hidden:].abs().sum() > 0

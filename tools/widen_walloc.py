@@ -1,8 +1,9 @@
-"""Widen a walloc decoder (more channels, more residual blocks) without changing what it
-decodes: an --init for training a larger decoder from shipped weights (docs/training.md).
+"""Widen a walloc decoder (more channels, more residual blocks) or its hyperprior (more
+channels in ``h_a`` and ``h_s``) without changing what it codes: an --init for training a
+larger model from shipped weights (docs/training.md).
 
     python tools/widen_walloc.py codec/zoo/weights/walloc.safetensors /tmp/walloc-wide.safetensors \\
-        --decoder-channels 128 [--decoder-blocks 4]
+        --decoder-channels 128 [--decoder-blocks 4] [--hyper-channels 128]
 
 Every old weight is kept. A new channel is computed from the old ones by small random weights,
 and no old channel (nor the decoder's output) reads a new one yet: those weights are zero.
@@ -26,23 +27,30 @@ from codec.models.weights import build_model
 NEW_WEIGHT_SCALE = 0.5  # the new rows' standard deviation, relative to the old rows' own
 
 
-def _grown(old: torch.Tensor, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
-    """``old`` embedded in a tensor of ``shape``: old rows keep their weights and read nothing
-    new (zeros), new rows (outputs) of a weight are random, new bias entries zero."""
+def _grown(old: torch.Tensor, shape: torch.Size, generator: torch.Generator, outputs: int = 0) -> torch.Tensor:
+    """``old`` embedded in a tensor of ``shape``: old outputs keep their weights and read nothing
+    new (zeros), new outputs of a weight are random, new bias entries zero. ``outputs`` is the
+    dimension of the output channels (1 for a transposed convolution's weight)."""
     new = torch.zeros(shape, dtype=old.dtype)
     new[tuple(slice(0, n) for n in old.shape)] = old
-    if old.dim() > 1 and shape[0] > old.shape[0]:
+    if old.dim() > 1 and shape[outputs] > old.shape[outputs]:
         std = NEW_WEIGHT_SCALE * float(old.std())
-        new[old.shape[0]:] = torch.randn(new[old.shape[0]:].shape, generator=generator, dtype=old.dtype) * std
+        rows = (slice(None),) * outputs + (slice(old.shape[outputs], None),)
+        new[rows] = torch.randn(new[rows].shape, generator=generator, dtype=old.dtype) * std
     return new
 
 
-def widen(tensors: dict[str, torch.Tensor], config: dict, channels: int, blocks: int, seed: int = 0) -> tuple[dict, dict]:
+def widen(tensors: dict[str, torch.Tensor], config: dict, channels: int, blocks: int, seed: int = 0,
+          hyper_channels: int | None = None) -> tuple[dict, dict]:
     """The tensors and config of the widened walloc (see the module docstring)."""
-    if channels < config["decoder_channels"] or blocks < config["decoder_blocks"]:
-        raise SystemExit("widen_walloc: the decoder can only grow (channels and blocks)")
-    wide_config = dict(config, decoder_channels=channels, decoder_blocks=blocks)
-    target = build_model("walloc", wide_config).state_dict()
+    hyper_channels = hyper_channels or config.get("hyper_channels", 64)
+    if channels < config["decoder_channels"] or blocks < config["decoder_blocks"] \
+            or hyper_channels < config.get("hyper_channels", 64):
+        raise SystemExit("widen_walloc: the decoder and the hyperprior can only grow (channels and blocks)")
+    wide_config = dict(config, decoder_channels=channels, decoder_blocks=blocks, hyper_channels=hyper_channels)
+    model = build_model("walloc", wide_config)
+    target = model.state_dict()
+    transposed = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, torch.nn.ConvTranspose2d)}
     generator = torch.Generator().manual_seed(seed)
     old_blocks = config["decoder_blocks"]
     out = {}
@@ -60,8 +68,9 @@ def widen(tensors: dict[str, torch.Tensor], config: dict, channels: int, blocks:
                 out[key] = torch.zeros_like(reference)
             continue
         old = tensors[source]
-        grows = key.startswith("decoder.") and old.shape != reference.shape
-        out[key] = _grown(old, reference.shape, generator) if grows else old.clone()  # CDF tables keep their size
+        grows = key.startswith(("decoder.", "h_a.", "h_s.")) and old.shape != reference.shape
+        out[key] = _grown(old, reference.shape, generator, int(key in transposed)) if grows \
+            else old.clone()  # CDF tables keep their size
     return out, wide_config
 
 
@@ -71,6 +80,7 @@ def main() -> int:
     p.add_argument("out", help="where to write the widened weights")
     p.add_argument("--decoder-channels", type=int, default=None, help="new width (default: unchanged)")
     p.add_argument("--decoder-blocks", type=int, default=None, help="new number of residual blocks (default: unchanged)")
+    p.add_argument("--hyper-channels", type=int, default=None, help="new width of h_a and h_s (default: unchanged)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     with safe_open(args.weights, "pt") as f:
@@ -81,11 +91,12 @@ def main() -> int:
     config = json.loads(metadata["config"])
     channels = args.decoder_channels or config["decoder_channels"]
     blocks = args.decoder_blocks or config["decoder_blocks"]
-    wide, wide_config = widen(tensors, config, channels, blocks, args.seed)
+    wide, wide_config = widen(tensors, config, channels, blocks, args.seed, args.hyper_channels)
     metadata["config"] = json.dumps(wide_config, sort_keys=True)
     save_file(wide, args.out, metadata=metadata)
     print(f"{args.out}: decoder {config['decoder_channels']} -> {channels} channels, "
-          f"{config['decoder_blocks']} -> {blocks} blocks")
+          f"{config['decoder_blocks']} -> {blocks} blocks, hyperprior {config.get('hyper_channels', 64)} -> "
+          f"{wide_config['hyper_channels']} channels")
     return 0
 
 
