@@ -31,6 +31,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from codec.errors import BitstreamError
 
@@ -188,6 +189,10 @@ def pack(header: Header, sections: list[Section]) -> bytes:
     return bytes(head) + struct.pack("<I", crc) + payload
 
 
+class _Truncated(BitstreamError):
+    """The data ends before a field the reader needs (a prefix of a file, or a truncated one)."""
+
+
 class _Reader:
     """Bounds-checked reads; running past the end means a truncated file."""
 
@@ -197,7 +202,7 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if self.pos + n > len(self.data):
-            raise BitstreamError(f"truncated file: it ends inside the {what}")
+            raise _Truncated(f"truncated file: it ends inside the {what}")
         chunk = self.data[self.pos:self.pos + n]
         self.pos += n
         return chunk
@@ -246,15 +251,34 @@ def _read_section_table(reader: _Reader, count: int) -> list[tuple[str, tuple[in
     return table
 
 
-def unpack(data: bytes) -> tuple[Header, list[Section]]:
-    """Parse and verify a file's bytes (version 1 or 2); returns its header and sections."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
+@dataclass
+class _Head:
+    """What precedes the payload: the fields, the section table, the CRC and where each ends."""
+
+    version: int
+    flags: int
+    model: str
+    weights_hash: bytes
+    fields: tuple  # quality, width, height, pad_right, pad_bottom
+    coder: int
+    table: list[tuple[str, tuple[int, ...], list[int]]]
+    crc: int
+    head_end: int  # bytes before the CRC
+    payload_start: int
+
+    @property
+    def file_length(self) -> int:
+        """The length of the whole file, as the header announces it."""
+        return self.payload_start + sum(sum(lengths) for _, _, lengths in self.table)
+
+
+def _read_head(data: bytes) -> _Head:
     reader = _Reader(data)
-    magic = reader.take(len(MAGIC), "magic number") if len(data) >= len(MAGIC) else None
-    if magic != MAGIC:
+    magic = reader.take(len(MAGIC), "magic number") if len(data) >= len(MAGIC) else data
+    if magic != MAGIC[:len(magic)] or not magic:
         raise BitstreamError("not a codec file (wrong magic number)")
+    if len(magic) < len(MAGIC):
+        raise _Truncated("truncated file: it ends inside the magic number")
     (version,) = reader.unpack("<B", "header")
     if version not in READABLE_VERSIONS:
         raise BitstreamError(f"unsupported format version {version} (this codec reads versions "
@@ -262,7 +286,7 @@ def unpack(data: bytes) -> tuple[Header, list[Section]]:
     (flags,) = reader.unpack("<B", "header")
     model = reader.name(MAX_NAME, "model name")
     weights_hash = reader.take(8, "weights hash")
-    quality, width, height, pad_right, pad_bottom = reader.unpack("<fIIHH", "header")
+    fields = reader.unpack("<fIIHH", "header")
     coder = reader.unpack("<B", "header")[0] if version >= 2 else coder_id("cpu")
     (count,) = reader.unpack("<B", "header")
     if not 1 <= count <= MAX_SECTIONS:
@@ -274,17 +298,40 @@ def unpack(data: bytes) -> tuple[Header, list[Section]]:
     else:
         table = _read_section_table(reader, count)
     (crc,) = reader.unpack("<I", "CRC-32")
-    head_end = reader.pos - 4
-    expected = reader.pos + sum(sum(lengths) for _, _, lengths in table)
+    return _Head(version, flags, model, weights_hash, fields, coder, table, crc, reader.pos - 4, reader.pos)
+
+
+def announced_length(prefix: bytes) -> int | None:
+    """The length of the whole file whose first bytes are ``prefix``, as its header announces
+    it; None if ``prefix`` ends inside the header (read more). BitstreamError as soon as the
+    prefix cannot start a codec file (a wrong magic number, an unknown version, a bad field)."""
+    try:
+        return _read_head(bytes(prefix)).file_length
+    except _Truncated:
+        return None
+
+
+def unpack(data: bytes) -> tuple[Header, list[Section]]:
+    """Parse and verify a file's bytes (version 1 or 2); returns its header and sections."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < len(MAGIC):
+        raise BitstreamError("not a codec file (wrong magic number)")
+    try:
+        head = _read_head(data)
+    except _Truncated as err:  # the public type, as for every other fault
+        raise BitstreamError(str(err)) from None
+    table, expected = head.table, head.file_length
     if len(data) < expected:
         raise BitstreamError(f"truncated file: {len(data)} bytes, the header announces {expected}")
     if len(data) > expected:
         raise BitstreamError(f"corrupt file: {len(data) - expected} unexpected bytes after the payload")
-    payload = data[reader.pos:]
-    if zlib.crc32(payload, zlib.crc32(data[:head_end])) != crc:
+    payload = data[head.payload_start:]
+    if zlib.crc32(payload, zlib.crc32(data[:head.head_end])) != head.crc:
         raise BitstreamError("corrupt file: CRC-32 mismatch")
-    header = Header(model, weights_hash, quality, width, height, pad_right, pad_bottom, flags,
-                    [sum(lengths) for _, _, lengths in table], version, coder)
+    header = Header(head.model, head.weights_hash, *head.fields, head.flags,
+                    [sum(lengths) for _, _, lengths in table], head.version, head.coder)
     try:
         validate_header(header)
     except ValueError as err:
@@ -297,3 +344,34 @@ def unpack(data: bytes) -> tuple[Header, list[Section]]:
             pos += length
         sections.append(Section(name, shape, substreams))
     return header, sections
+
+
+#: Bytes read at a time while a file's header is parsed (doubled while it is not whole) and
+#: while its payload is read (so a length announced by a corrupt header is never allocated).
+READ_CHUNK = 1 << 16
+MAX_READ_CHUNK = 1 << 26
+
+
+def read(stream: BinaryIO, size: int | None = None) -> bytes:
+    """A codec file's bytes from a binary stream, reading no more than its header announces
+    (plus one byte, to notice extra ones): a huge or endless input that is not a codec file
+    fails after its first bytes. ``size``, the stream's length if known, names the extra bytes.
+    The bytes read are not yet verified: :func:`unpack` does that."""
+    data = bytearray()
+    want = READ_CHUNK
+    while True:
+        piece = stream.read(want - len(data))
+        data += piece
+        total = announced_length(data) if data else None
+        if total is not None or not piece:
+            break
+        want *= 2
+    if total is None:  # ended inside the header (or empty): unpack says which
+        return bytes(data)
+    while len(data) <= total:
+        piece = stream.read(min(total + 1 - len(data), MAX_READ_CHUNK))
+        if not piece:
+            return bytes(data)
+        data += piece
+    extra = f"{size - total} " if size is not None and size > total else ""
+    raise BitstreamError(f"corrupt file: {extra}unexpected bytes after the payload (the header announces {total})")

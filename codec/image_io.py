@@ -53,14 +53,21 @@ def _warn(message: str) -> None:
 def _from_pil(image: Image.Image) -> LoadedImage:
     if getattr(image, "n_frames", 1) > 1:
         _warn(f"image has {image.n_frames} frames; only the first is coded")
-    if image.getexif().get(_ORIENTATION, 1) != 1:  # exif_transpose copies the image even when it has nothing to do
+    try:
+        orientation = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - Pillow raises many types for a malformed EXIF block; the pixels are fine
+        _warn("unreadable EXIF data ignored (no orientation applied)")
+        orientation = 1
+    if orientation != 1:  # exif_transpose copies the image even when it has nothing to do
         image = ImageOps.exif_transpose(image)
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: un-premultiply, then as LA / RGBA
+        image = image.convert(image.mode.upper())
     mode = image.mode
-    if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+    if mode in ("LA", "PA", "RGBA"):
         alpha = np.asarray(image.getchannel("A"))
         if alpha.size and alpha.min() < 255:
             _warn(f"{mode} image: the alpha channel is not coded and was dropped")
-        image = image.convert({"LA": "L", "La": "L"}.get(mode, "RGB"))
+        image = image.convert("L" if mode == "LA" else "RGB")
         mode = image.mode
     if mode == "P":
         _warn("palette image converted to RGB")
@@ -140,9 +147,13 @@ def _open(file: Any, label: str, check_size: SizeCheck | None) -> LoadedImage:
             with _pillow_pixel_limit(check_size is not None), Image.open(file) as image:
                 if check_size is not None:
                     check_size(*image.size)  # from the header: before any pixel is decoded
+                if image.mode in ("RGB", "RGBA") and any(";16" in str(tile[3]) for tile in image.tile):
+                    _warn(f"16-bit {image.mode} samples reduced to 8 bits (Pillow keeps the high byte)")
                 image.load()
                 return _from_pil(image)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except UnidentifiedImageError:
+        raise InputError(f"{label}: not a readable image (no format Pillow reads)") from None
+    except Image.DecompressionBombError as err:
         raise InputError(f"{label}: not a readable image ({err})") from None
     except MemoryError:
         raise InputError(f"{label}: not enough memory to decode this image") from None
@@ -174,6 +185,9 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
     (see the module docstring). ``check_size(width, height)`` is called before an encoded
     image's pixels are decoded (and before any conversion of the others) and may raise to
     refuse its size; with it, Pillow's own decompression-bomb limit is lifted."""
+    if isinstance(source, Image.Image) and 0 in source.size \
+            or isinstance(source, np.ndarray) and source.ndim >= 2 and 0 in source.shape[:2]:
+        raise InputError("image is empty (0 pixels)")
     if check_size is not None and isinstance(source, Image.Image):
         check_size(*source.size)
     elif check_size is not None and isinstance(source, np.ndarray) and source.ndim >= 2:
@@ -183,12 +197,14 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
     elif isinstance(source, np.ndarray):
         loaded = _from_array(source)
     elif isinstance(source, (str, os.PathLike)):
+        if not os.fspath(source):
+            raise InputError("empty path: name an image file")
         path = Path(source)
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         loaded = _open(path, str(path), check_size)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        loaded = _open(io.BytesIO(bytes(source)), "input", check_size)
+        loaded = _open(io.BytesIO(bytes(source)), "the input bytes", check_size)
     else:
         raise InputError(f"cannot code a {type(source).__name__}: pass a path, encoded bytes, a PIL image "
                          "or a numpy array")
@@ -200,13 +216,23 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
     return loaded
 
 
+#: Formats a decoded image may be written in: those Pillow writes that keep every pixel of an
+#: RGB or grayscale image at its size (not GIF's palette, ICO's or ICNS's fixed sizes, nor the
+#: formats Pillow registers but cannot write from RGB, such as XBM, MSP or HDF5).
+OUTPUT_FORMATS = ("PNG", "TIFF", "BMP", "DIB", "PPM", "TGA", "SGI", "PCX", "IM", "WEBP", "JPEG", "JPEG2000", "AVIF")
+
+
 def image_format(path: str | os.PathLike) -> str:
-    """The Pillow format an output path's extension names; InputError for unknown ones."""
+    """The Pillow format an output path's extension names; InputError for unknown extensions
+    and for formats that cannot hold the decoded image (:data:`OUTPUT_FORMATS`)."""
     extension = Path(path).suffix.lower()
     registered = Image.registered_extensions()
     if extension not in registered:
         raise InputError(f"{path}: unknown image extension {extension!r} (use .png, .bmp, .tif, ...)")
-    return registered[extension]
+    fmt = registered[extension]
+    if fmt not in OUTPUT_FORMATS or fmt not in Image.SAVE:
+        raise InputError(f"{path}: cannot write the decoded image as {fmt} (use .png, .tif, .bmp, .webp, .jpg, ...)")
+    return fmt
 
 
 def save_image(image: Image.Image, path: str | os.PathLike, fmt: str | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -20,22 +21,21 @@ BITSTREAM_SUFFIX = ".bin"
 
 @contextmanager
 def report_conversions(command: str) -> Iterator[None]:
-    """Print every :class:`CodecWarning` raised inside as one stderr line.
-
-    Other warnings are shown the usual way, once the recording has stopped: showing them
-    while recording would append to the very list being read.
-    """
+    """Print every warning raised inside as one stderr line (:class:`CodecWarning`, every
+    time; others, such as Pillow's about a corrupt EXIF block, once each), after the work:
+    printing while recording would append to the very list being read."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CodecWarning)
         try:
             yield
         finally:
             recorded = list(caught)
+    shown = set()
     for w in recorded:
-        if issubclass(w.category, CodecWarning):
-            print(f"codec {command}: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        line = f"codec {command}: warning: {str(w.message).strip().splitlines()[0] if str(w.message).strip() else w.category.__name__}"
+        if issubclass(w.category, CodecWarning) or line not in shown:
+            print(line, file=sys.stderr)
+            shown.add(line)
 
 
 def check_input(path: str) -> None:
@@ -56,6 +56,20 @@ def read_input(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
+def read_bitstream(path: str) -> bytes:
+    """The bytes of a codec file, or of standard input for ``-``, read no further than its
+    header announces (:func:`codec.bitstream.read`): a huge input that is not a codec file
+    fails after its first bytes instead of filling the memory."""
+    from codec import bitstream
+
+    check_input(path)
+    if path == STDIO:
+        return bitstream.read(sys.stdin.buffer)
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        return bitstream.read(f, info.st_size if stat.S_ISREG(info.st_mode) else None)
+
+
 def check_output(output: str, inputs: list[str], kind: str) -> None:
     """Refuse, before any work, an output that would fail or do harm once the work is done.
 
@@ -74,6 +88,8 @@ def check_output(output: str, inputs: list[str], kind: str) -> None:
     folder = dst.parent if str(dst.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {folder} is not writable")
     for src in inputs:
         if src != STDIO and dst.exists() and os.path.exists(src) and os.path.samefile(src, dst):
             raise InputError(f"output {dst} is the input file {src}; choose another name")
@@ -100,6 +116,8 @@ def write_output(path: str, write: Callable[[str], object]) -> None:
     if path != STDIO:
         atomic_write(path, write)
         return
+    if sys.stdout is None:
+        raise InputError("standard output is closed")
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:

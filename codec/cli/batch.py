@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.cli._common import BITSTREAM_SUFFIX, STDIO, count_of
+from codec.cli._common import BITSTREAM_SUFFIX, STDIO, count_of, read_bitstream
 from codec.errors import CodecWarning, InputError
 
 #: Options that only mean something with ``-o OUTDIR`` (name as given on the command line, attribute).
@@ -164,6 +164,8 @@ def make_outdir(outdir: str) -> bool:
     except FileExistsError:
         if not os.path.isdir(outdir):
             raise InputError(f"output folder {outdir} is a file") from None
+        if not os.access(outdir, os.W_OK | os.X_OK):
+            raise InputError(f"output folder {outdir} is not writable") from None
         return False
     return True
 
@@ -287,7 +289,7 @@ def _decode(task: Task, outcome: Outcome) -> None:
     from codec import api
     from codec.fileio import atomic_write
 
-    data = Path(task.source).read_bytes()
+    data = read_bitstream(task.source)
     image = api.decode(data, device=_state["device"], model=_state["net"], tile=_state["tile"])
     atomic_write(task.target, lambda tmp: image.save(tmp, format=_state["format"]))
     outcome.bitstream_bytes = len(data)
@@ -321,12 +323,8 @@ def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | N
         suffix = "." + (fmt or "png").lower().lstrip(".")
         try:
             fmt = image_format("output" + suffix)
-        except InputError:
-            raise InputError(f"--format {suffix[1:]}: unknown image extension (use png, bmp, tif, ...)") from None
-        from PIL import Image
-
-        if fmt not in Image.SAVE:
-            raise InputError(f"--format {suffix[1:]}: Pillow reads but cannot write it (use png, bmp, tif, ...)")
+        except InputError as err:
+            raise InputError(f"--format {suffix[1:]}: {str(err).split(': ', 1)[1]}") from None
     tasks = plan(inputs, outdir, suffix)
     check_model(model, quality)
     exists = {t for t in tasks if skip_existing and os.path.exists(t.target)}
@@ -417,17 +415,27 @@ def _in_workers(tasks: list[Task], setup_args: tuple, jobs: int, report: Callabl
     import concurrent.futures as cf
 
     pool = cf.ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=setup, initargs=(*setup_args, True))
+    futures: dict = {}
+    reported = set()
     try:
         futures = {pool.submit(code_file, task): task for task in tasks}
         for future in cf.as_completed(futures):
+            reported.add(future)
             try:
                 outcome = future.result()
             except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
                 outcome = Outcome(futures[future], error=f"worker process failed: {one_line(err)}")
             report(outcome)
-    except BaseException:
+    except BaseException as err:
         # Ctrl-C or a setup error: start nothing new, let the files being coded finish
-        # (workers ignore SIGINT), so that no output is left half written.
+        # (workers ignore SIGINT), so that no output is left half written, and list those
+        # that were written meanwhile.
+        if isinstance(err, KeyboardInterrupt) and any(f.running() for f in futures):
+            print("codec: interrupted; finishing the files being coded", file=sys.stderr)
         pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:
+            if future not in reported and future.done() and not future.cancelled() and future.exception() is None:
+                with contextlib.suppress(Exception):
+                    report(future.result())
         raise
     pool.shutdown(wait=True)

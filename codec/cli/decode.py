@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from codec.cli._common import add_device, check_input, check_output, read_input, status_stream, timed, write_output
+from codec.cli._common import add_device, check_input, check_output, read_bitstream, status_stream, timed, write_output
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,7 @@ def decode_one(args: argparse.Namespace) -> int:
 
     check_input(args.input)
     check_output(args.output, [args.input], "image")
-    data = read_input(args.input)
+    data = read_bitstream(args.input)
     fmt = "PNG" if args.output == "-" else image_format(args.output)
     if fmt == "PNG":  # written as the bands are decoded: the image is never held whole
         decoded: list[tuple[int, int, str]] = []

@@ -69,6 +69,25 @@ def effort_list(text: str) -> tuple[int, ...]:
     return levels
 
 
+def quality_specs(specs: list[str] | None) -> list[str] | None:
+    """``--qualities`` as separate ``CODEC=LIST`` specs, whether given as several arguments or
+    as one quoted argument (``'jpeg=10,20,30 walloc=1,2.5,4'``, as the help shows)."""
+    return [part for spec in specs for part in spec.split()] if specs else specs
+
+
+def check_folders(dataset: Path, out: Path, cache: Path | None) -> None:
+    """Refuse, before any work, an output folder that is a file or lies inside the dataset
+    (its plots would be evaluated as images next time), and a cache that is a folder."""
+    from codec.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder")
+    if dataset.is_dir() and (out.resolve() == dataset.resolve() or dataset.resolve() in out.resolve().parents):
+        raise InputError(f"--out {out}: inside the dataset folder {dataset}; its plots would be read as images")
+    if cache is not None and cache.is_dir():
+        raise InputError(f"--cache {cache}: is a folder; name a .jsonl file")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; prints the BD-rate table and the skipped items."""
     import time
@@ -76,12 +95,14 @@ def run(args: argparse.Namespace) -> int:
     from codec.evaluation.pipeline import evaluate, split_names
 
     out = args.out if args.out is not None else Path("results") / Path(args.dataset).name
+    check_folders(Path(args.dataset), out, args.cache)
+    qualities = quality_specs(args.qualities)
     start = time.perf_counter()
     result = evaluate(
         args.dataset, out,
         models=None if args.models is None else split_names(args.models),
         baselines=None if args.baselines is None else split_names(args.baselines),
-        qualities=args.qualities, anchor=args.anchor, compare=args.compare, jobs=args.jobs,
+        qualities=qualities, anchor=args.anchor, compare=args.compare, jobs=args.jobs,
         device=args.device, cache_dir=args.cache_dir, progress=False if args.no_progress else None,
         cache=args.cache, use_cache=not args.no_cache, fresh=args.fresh, efforts=args.effort,
     )

@@ -26,9 +26,9 @@ def describe_section(section) -> str:
 def run(args: argparse.Namespace) -> int:
     from codec import zoo
     from codec.bitstream import unpack
-    from codec.cli._common import read_input
+    from codec.cli._common import read_bitstream
 
-    data = read_input(args.file)
+    data = read_bitstream(args.file)
     header, sections = unpack(data)
     entry = zoo.find_version(header.model, header.weights_hash)
     if entry is not None:

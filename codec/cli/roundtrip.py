@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from importlib import resources
 
 from pathlib import Path
 
 from codec.cli._common import add_device, check_input, check_output, report_conversions, timed, write_output
+from codec.errors import InputError
 
 
 def sample_image() -> str:
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.image or sample_image()
     check_input(path)
     if args.save:
+        if args.save.endswith(("/", os.sep)) or os.path.isdir(args.save):
+            raise InputError(f"--save {args.save}: a folder; give a file prefix such as {os.path.join(args.save, 'photo')}")
         check_output(args.save + ".bin", [path], "bitstream_any")
         check_output(args.save + ".png", [path], "image")
     resolve_model(args.model, args.device)  # load the weights first: the times below are coding only

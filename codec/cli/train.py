@@ -52,8 +52,18 @@ def run_export(args: argparse.Namespace) -> int:
     from codec.errors import InputError
     from codec.training.export import export
 
+    from pathlib import Path
+
+    from codec.cli._common import check_input, check_output
+
     if args.against and not args.if_better:
         raise InputError("--against needs --if-better")
+    check_input(args.checkpoint)
+    weights = Path(args.weights)
+    if weights.suffix != ".safetensors":
+        raise InputError(f"{weights}: weights are written as NAME.safetensors (the model card goes beside, NAME.md)")
+    for output in (weights, weights.with_suffix(".md")):  # never over the checkpoint being read
+        check_output(str(output), [args.checkpoint], "bitstream_any")
     written, account = export(args.checkpoint, args.weights, if_better=args.if_better, data=args.data,
                               against=args.against)
     print(account)

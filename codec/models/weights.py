@@ -63,6 +63,9 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateMo
         tensors = load_file(str(path))
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
         raise InputError(f"{path}: cannot read its tensors ({err})") from None
+    broken = [key for key, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if broken:
+        raise InputError(f"{path}: tensor {broken[0]} holds NaN or infinite values")
     try:
         model.load_state_dict(tensors)
     except (RuntimeError, ValueError, KeyError) as err:

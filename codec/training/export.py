@@ -67,8 +67,12 @@ def export(checkpoint: str, weights: str, if_better: bool = False, data: str | N
     from codec.fileio import file_sha256
 
     state = read_checkpoint(checkpoint)
-    model = build_model(state["architecture"], state["model_config"])
-    model.load_state_dict(state["model"])
+    try:
+        model = build_model(state["architecture"], state["model_config"])
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        first = (str(err).strip().splitlines() or ["?"])[0]
+        raise InputError(f"{checkpoint}: its weights do not build a {state['architecture']} model ({first})") from None
     model.eval()
     target = Path(weights)
     reference = Path(against) if against else target

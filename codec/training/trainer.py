@@ -199,13 +199,23 @@ def describe_hardware(ctx: "Distributed") -> str:
     return f"{what}, {torch.get_num_threads()} thread(s) per process"
 
 
+#: What every checkpoint of ``codec train`` holds (``last.pt`` and the snapshots).
+CHECKPOINT_KEYS = ("architecture", "model_config", "step", "model")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """A training checkpoint (``last.pt`` or a snapshot); CodecError when unreadable."""
+    """A training checkpoint (``last.pt`` or a snapshot); CodecError when unreadable or not
+    one of ``codec train``'s (a bare ``state_dict``, say)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
         reason = "not a training checkpoint" if isinstance(err, pickle.UnpicklingError) else (str(err).splitlines() or ["?"])[0]
         raise CodecError(f"cannot read checkpoint {path}: {reason}") from None
+    missing = [key for key in CHECKPOINT_KEYS if key not in state] if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    if missing or not isinstance(state["model"], dict):
+        raise CodecError(f"cannot read checkpoint {path}: not a checkpoint of codec train "
+                         f"(it has no {', '.join(missing) or 'model weights'})")
+    return state
 
 
 def load_checkpoint(path: Path, config: dict) -> dict:
