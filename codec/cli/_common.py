@@ -32,7 +32,8 @@ def report_conversions(command: str) -> Iterator[None]:
             recorded = list(caught)
     shown = set()
     for w in recorded:
-        line = f"codec {command}: warning: {str(w.message).strip().splitlines()[0] if str(w.message).strip() else w.category.__name__}"
+        text = str(w.message).strip()
+        line = f"codec {command}: warning: {text.splitlines()[0] if text else w.category.__name__}"
         if issubclass(w.category, CodecWarning) or line not in shown:
             print(line, file=sys.stderr)
             shown.add(line)
