@@ -194,3 +194,20 @@ def test_library_calls_take_tile(photo, tiny_weights):
     data = codec.encode(str(photo), model=str(tiny_weights), tile=256)
     assert data == codec.encode(str(photo), model=str(tiny_weights))
     assert codec.decode(data, model=str(tiny_weights), tile="256x512").size == (50, 40)
+
+
+@pytest.mark.parametrize("option", [("--threads", "0"), ("--minutes", "-1"), ("--minutes", "nan"), ("--workers", "-2"),
+                                    ("--steps", "-5")])
+def test_train_options_out_of_range_are_usage_errors(tmp_path, option, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--config", "c.json", "--out", str(tmp_path / "run"), *option])
+    assert stop.value.code == 2 and f"argument {option[0]}" in capsys.readouterr().err
+
+
+def test_train_refuses_a_file_as_its_run_folder(tmp_path, capsys):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "walloc.json"
+    (tmp_path / "run").write_text("")
+    assert "not a run folder" in _one_error(capsys, "train", ["--config", config, "--out", tmp_path / "run",
+                                                              "--data", tmp_path])

@@ -173,6 +173,21 @@ def count_of(what: str, option: str) -> Callable[[str], int]:
     return parse
 
 
+def non_negative(option: str, kind: type = int) -> Callable[[str], float]:
+    """An argparse type for a number of at least 0 (``--minutes``, ``--workers``): exit status 2
+    with a one-line message otherwise."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {option} {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{option} must be a finite number, at least 0, got {text}")
+        return value
+
+    return parse
+
+
 def timed(function: Callable, *args, **kwargs):
     """Call ``function`` and return (result, seconds)."""
     import time

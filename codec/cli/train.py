@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from codec.cli._common import count_of, non_negative
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train or resume a model (see docs/training.md)",
@@ -15,13 +17,14 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--init", default="", help="start from these weights (safetensors): fresh optimiser, warm-up "
                    "and cosine from their step to --steps; their training history carries over")
-    p.add_argument("--steps", type=int, default=0, help="override the config's total steps")
-    p.add_argument("--minutes", type=float, default=0,
+    p.add_argument("--steps", type=non_negative("--steps"), default=0, help="override the config's total steps")
+    p.add_argument("--minutes", type=non_negative("--minutes", float), default=0,
                    help="stop cleanly (checkpoint written) after this many minutes of training; 0: no limit")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="CPU threads per process")
+    p.add_argument("--threads", type=count_of("threads", "--threads"), default=max(1, os.cpu_count() or 1),
+                   help="CPU threads per process")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--workers", type=non_negative("--workers"), default=0, help="data loader worker processes")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (entropy models stay float32)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (helps on GPU)")
     p.set_defaults(func=run_train)

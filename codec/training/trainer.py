@@ -286,6 +286,8 @@ def train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ckpt_path = out / "last.pt"
     # Every check of the inputs comes before any training starts.
+    if out.exists() and not out.is_dir():
+        raise CodecError(f"--out {out}: is a file, not a run folder")
     files = list_images(args.data)
     refuse_evaluation_images(files)
     train_files, holdout_files = split_holdout(files, t.get("holdout", 8))
