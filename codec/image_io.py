@@ -222,6 +222,48 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
 OUTPUT_FORMATS = ("PNG", "TIFF", "BMP", "DIB", "PPM", "TGA", "SGI", "PCX", "IM", "WEBP", "JPEG", "JPEG2000", "AVIF")
 
 
+#: Bytes of a stream read before its image format must be known (:func:`read_image_stream`).
+IDENTIFY_BYTES = 16 << 20
+#: Most bytes a stream may hold per pixel of the size its header declares (a float RGBA TIFF
+#: holds 16), plus this much for metadata, before it is refused as endless.
+STREAM_BYTES_PER_PIXEL = 16
+STREAM_SLACK = 64 << 20
+#: The largest image any reader accepts (codec.bitstream.MAX_PIXELS, repeated: no import cycle).
+_MAX_PIXELS = 1 << 28
+_READ_CHUNK = 1 << 24
+
+
+def read_image_stream(stream: Any, label: str = "standard input") -> bytes:
+    """An encoded image's bytes from a stream that cannot seek (standard input), bounded: the
+    format must be known from the first :data:`IDENTIFY_BYTES`, and no more bytes are read
+    than an image of the size its header declares can hold, so ``/dev/zero`` or an endless
+    pipe is refused instead of filling the memory. The bytes are decoded later, by
+    :func:`load_image`."""
+    data = bytearray(stream.read(IDENTIFY_BYTES))
+    width = height = None
+    try:
+        with _pillow_pixel_limit(True), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(bytes(data))) as image:
+                width, height = image.size
+    except UnidentifiedImageError:
+        if len(data) < IDENTIFY_BYTES:
+            return bytes(data)  # the whole input: load_image names the fault
+        raise InputError(f"{label}: not a readable image (no format Pillow reads in its first "
+                         f"{IDENTIFY_BYTES >> 20} MiB)") from None
+    except Exception:  # noqa: BLE001 - a header Pillow cannot finish from the prefix: bounded below
+        pass
+    pixels = width * height if width is not None else _MAX_PIXELS
+    limit = STREAM_BYTES_PER_PIXEL * pixels + STREAM_SLACK
+    while len(data) <= limit:
+        piece = stream.read(min(_READ_CHUNK, limit + 1 - len(data)))
+        if not piece:
+            return bytes(data)
+        data += piece
+    size = f"a {width}x{height} image" if width is not None else "the largest image"
+    raise InputError(f"{label}: more than {limit} bytes, more than {size} can hold")
+
+
 def image_format(path: str | os.PathLike) -> str:
     """The Pillow format an output path's extension names; InputError for unknown extensions
     and for formats that cannot hold the decoded image (:data:`OUTPUT_FORMATS`)."""

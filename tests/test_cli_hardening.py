@@ -211,3 +211,36 @@ def test_train_refuses_a_file_as_its_run_folder(tmp_path, capsys):
     (tmp_path / "run").write_text("")
     assert "not a run folder" in _one_error(capsys, "train", ["--config", config, "--out", tmp_path / "run",
                                                               "--data", tmp_path])
+
+
+def test_an_endless_standard_input_is_refused(tmp_path, monkeypatch):
+    from codec import image_io
+
+    class Zeros(io.RawIOBase):  # /dev/zero
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            buffer[:] = bytes(len(buffer))
+            return len(buffer)
+
+    monkeypatch.setattr(image_io, "IDENTIFY_BYTES", 1 << 16)
+    with pytest.raises(InputError, match="not a readable image"):
+        image_io.read_image_stream(io.BufferedReader(Zeros()))
+    png = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(png, format="PNG")
+    assert image_io.read_image_stream(io.BytesIO(png.getvalue())) == png.getvalue()
+    monkeypatch.setattr(image_io, "STREAM_SLACK", 1000)
+
+    class PngThenZeros(Zeros):
+        sent = False
+
+        def readinto(self, buffer):
+            if not self.sent:
+                self.sent = True
+                buffer[:len(png.getvalue())] = png.getvalue()
+                return len(png.getvalue())
+            return super().readinto(buffer)
+
+    with pytest.raises(InputError, match="more than a 8x6 image can hold"):
+        image_io.read_image_stream(io.BufferedReader(PngThenZeros()))

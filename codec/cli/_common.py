@@ -49,14 +49,6 @@ def check_input(path: str) -> None:
         raise InputError(f"{path}: is a folder, not a file")
 
 
-def read_input(path: str) -> bytes:
-    """The bytes of an input file, or of standard input for ``-``."""
-    check_input(path)
-    if path == STDIO:
-        return sys.stdin.buffer.read()
-    return Path(path).read_bytes()
-
-
 def read_bitstream(path: str) -> bytes:
     """The bytes of a codec file, or of standard input for ``-``, read no further than its
     header announces (:func:`codec.bitstream.read`): a huge input that is not a codec file

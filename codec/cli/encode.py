@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from codec.cli._common import (add_device, check_input, check_output, read_input, report_conversions,
+from codec.cli._common import (add_device, check_input, check_output, report_conversions,
                                status_stream, timed, write_output)
 from codec.encoding.effort import MAX_EFFORT, schedule_for
 from codec.errors import InputError
@@ -99,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
 def encode_one(args: argparse.Namespace) -> int:
     from codec.api import encode
     from codec.bitstream import unpack
+    from codec.image_io import read_image_stream
 
     check_input(args.input)
     check_output(args.output, [args.input], "bitstream")
-    source = read_input(args.input) if args.input == "-" else args.input
+    source = read_image_stream(sys.stdin.buffer) if args.input == "-" else args.input
     with report_conversions("encode"):
         data, seconds = timed(encode, source, model=args.model, quality=args.quality, device=args.device,
                               effort=args.effort, progress=True)
