@@ -106,6 +106,29 @@ def _pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     return x, pad_right, pad_bottom
 
 
+#: How far outside [0, 1] a pixel tensor may stray (half an 8-bit level: it still rounds into range).
+PIXEL_TOLERANCE = 0.5 / 255
+
+
+def check_pixels(x: Any) -> None:
+    """InputError unless ``x`` is a non-empty float tensor ``[B, 3, H, W]`` of finite values in
+    [0, 1] (within :data:`PIXEL_TOLERANCE`): 8-bit samples (0..255) or a NaN would otherwise
+    be clamped into a file of another image without a word."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
+    if x.numel() == 0:
+        raise InputError(f"x is empty: shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise InputError(f"x must be a floating-point tensor with values in [0, 1], got {x.dtype} "
+                         "(for 8-bit samples: x.float() / 255)")
+    low, high = torch.aminmax(x.detach())
+    if not (torch.isfinite(low) and torch.isfinite(high)):
+        raise InputError("x holds NaN or infinite values")
+    if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+        raise InputError(f"x must hold values in [0, 1], got {float(low):g} to {float(high):g} "
+                         "(for 8-bit samples: x / 255; else x.clamp(0, 1))")
+
+
 def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", quality: float | None = None,
                   device: str = "cpu", grayscale: bool = False, effort: int = 0, progress: bool = False,
                   coder: str = DEFAULT_CODER, integer_parameters: bool | None = None) -> list[bytes]:
@@ -113,7 +136,11 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
 
     ``effort`` above 0 refines each image's latents before coding (see ``docs/effort.md``):
     smaller files for the same quality, at more encoding time; ``progress`` shows a bar on
-    standard error while it runs. ``coder`` names the coder backend (recorded in the files).
+    standard error while it runs. Each image draws its own refinement noise, so its file does
+    not depend on its place in the batch; it may still differ from the image coded alone (a
+    batched convolution's floats differ in the last bits from a single image's, and a hundred
+    refinement steps amplify that), while at effort 0 it is the same file. ``x`` is checked
+    first (:func:`check_pixels`). ``coder`` names the coder backend (recorded in the files).
     ``integer_parameters``: compute the entropy parameters with the model's exact integer
     hyper-synthesis, so the files decode alike on every machine (None: the model's default,
     True for ``walloc``; False writes files as before it, e.g. to measure what it costs).
@@ -125,8 +152,7 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     except ValueError as err:
         raise InputError(str(err)) from None
 
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
+    check_pixels(x)
     schedule = effort_levels.schedule_for(effort)
     net = resolve_model(model, device)
     quality = _quality(net, quality)

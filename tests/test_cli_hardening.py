@@ -244,3 +244,23 @@ def test_an_endless_standard_input_is_refused(tmp_path, monkeypatch):
 
     with pytest.raises(InputError, match="more than a 8x6 image can hold"):
         image_io.read_image_stream(io.BufferedReader(PngThenZeros()))
+
+
+def test_encode_tensor_refuses_what_it_would_clamp(tiny_weights):
+    from codec.api import encode_tensor
+
+    x = torch.rand(2, 3, 32, 40)
+    for bad, message in ((torch.rand(0, 3, 32, 32), "empty"), ((x * 255).to(torch.uint8), "floating-point"),
+                         (x * 255, r"values in \[0, 1\]"), (x.clone().fill_(float("nan")), "NaN"),
+                         (x + 0.01, r"values in \[0, 1\]")):
+        with pytest.raises(InputError, match=message):
+            encode_tensor(bad, str(tiny_weights), 2)
+    assert len(encode_tensor(x.clamp(0, 1) + 0.001, str(tiny_weights), 2)) == 2  # within half a level
+
+
+def test_refined_files_do_not_depend_on_the_place_in_the_batch(tiny_weights):
+    from codec.api import encode_tensor
+
+    x = torch.rand(3, 3, 32, 40, generator=torch.Generator().manual_seed(5))
+    forward = encode_tensor(x, str(tiny_weights), 2, effort=1)
+    assert encode_tensor(x.flip(0), str(tiny_weights), 2, effort=1)[::-1] == forward

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -37,11 +37,17 @@ from codec.models.base import VariableRateModel
 SEED = 20201206
 
 
-def sga_round(values: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+def sga_round(values: torch.Tensor, tau: float,
+              generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
     """Stochastic Gumbel annealing of ``round(values)``: a differentiable random mix of floor
-    and ceiling, nearer the nearer integer, and harder (closer to rounding) as ``tau`` falls."""
-    noise = torch.rand(values.shape, generator=generator, dtype=values.dtype).to(values.device)
-    return _SoftRound.apply(values, noise, tau)
+    and ceiling, nearer the nearer integer, and harder (closer to rounding) as ``tau`` falls.
+    ``generator``: one for the whole tensor, or one per image of the batch (its first axis), so
+    that an image's noise does not depend on the others in its batch."""
+    if isinstance(generator, Sequence):
+        noise = torch.stack([torch.rand(values.shape[1:], generator=g, dtype=values.dtype) for g in generator])
+    else:
+        noise = torch.rand(values.shape, generator=generator, dtype=values.dtype)
+    return _SoftRound.apply(values, noise.to(values.device), tau)
 
 
 class _SoftRound(torch.autograd.Function):
@@ -208,7 +214,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
 
     height = x.shape[-2] if height is None else height
     width = x.shape[-1] if width is None else width
-    generator = torch.Generator().manual_seed(SEED)
+    generators = [torch.Generator().manual_seed(SEED) for _ in range(x.shape[0])]  # an image's bytes: its own
     with _frozen(model), torch.inference_mode(False), torch.enable_grad():
         x = x.clone()
         y = y.detach().clone().requires_grad_(True)
@@ -251,7 +257,7 @@ def refine_latents(model: VariableRateModel, x: torch.Tensor, y: torch.Tensor, z
                    disable=not progress, leave=False, delay=1.0)
         for step in range(schedule.steps):
             tau = schedule.temperature(step)
-            soft = lambda v: sga_round(v, tau, generator)  # noqa: E731
+            soft = lambda v: sga_round(v, tau, generators)  # noqa: E731
             if held is not None and step < schedule.cheap_steps:
                 loss = _linearised_cost(model, y, z, held, quality, height * width, soft).sum()
             else:
