@@ -86,3 +86,21 @@ def test_cli_targets(tmp_path, photo, capsys):
     assert main(["encode", str(tmp_path / "p.png"), str(tmp_path / "q.bin"), "--psnr", "99"]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "cannot be met" in err and not (tmp_path / "q.bin").exists()
+
+
+def test_a_psnr_target_follows_refinement_up_the_quality_range():
+    """A refined file loses a little PSNR: the search steps up from the quality that missed."""
+    from codec.encoding.rate_control import Attempt, _refined_above
+
+    tried = []
+
+    def attempt(quality, effort):
+        tried.append(round(quality, 4))
+        return Attempt(quality, b"x" * int(100 * quality), 30 + quality)  # PSNR rises with quality
+
+    found = _refined_above(attempt, lambda a: a.value >= 33.25, 3.0, 6.0, 1, 3)
+    assert tried == [3.1, 3.3, 3.2] and found.quality == pytest.approx(3.3)  # up 0.1, up 0.2 more, then bisect
+    assert _refined_above(attempt, lambda a: a.value >= 40, 3.0, 6.0, 1, 2) is None
+    tried.clear()
+    assert _refined_above(attempt, lambda a: a.value >= 35.9, 5.95, 6.0, 1, 3).quality < 6.0
+    assert tried[0] == 6.0 and max(tried) == 6.0  # never past the top of the range

@@ -89,7 +89,9 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
     With ``effort`` above 0 the search first runs at effort 0; then the quality it chose is
     encoded at that effort and the bracket is narrowed with refined encodes (at most
     :data:`REFINED_ENCODES`), since refinement moves the rate: the result is the best
-    refined file that meets the target, or the effort-0 one if none does.
+    refined file that meets the target, or the effort-0 one if none does. Refinement also
+    costs a little PSNR, so for a PSNR target a refined file that misses is followed up the
+    quality range (:func:`_refined_above`), and kept only if smaller than the effort-0 file.
     """
     import numpy as np
 
@@ -122,6 +124,12 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
     if effort == 0:
         return best.data, best
     refined = attempt(best.quality, effort)
+    if not meets(refined) and target.kind == "psnr":
+        # Refinement trades a little distortion for rate: the refined file at the same quality
+        # misses a PSNR target it barely met. Look a little higher, and keep the result only
+        # if it is smaller than the effort-0 file.
+        found = _refined_above(attempt, meets, refined.quality, net.quality_range[1], effort, REFINED_ENCODES - 1)
+        return (found.data, found) if found is not None and len(found.data) < len(best.data) else (best.data, best)
     if not meets(refined):
         return best.data, best
     for _ in range(REFINED_ENCODES - 1):
@@ -133,6 +141,32 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
         else:
             missed = middle.quality
     return refined.data, refined
+
+
+#: The first step up the quality range from a refined file that missed a PSNR target.
+PSNR_STEP_UP = 0.1
+
+
+def _refined_above(attempt: Callable[..., Attempt], meets: Callable[[Attempt], bool], failed: float, top: float,
+                   effort: int, encodes: int) -> Attempt | None:
+    """The lowest quality above ``failed`` whose refined file meets a PSNR target, searched with
+    at most ``encodes`` refined encodes (steps up that double, then bisection); None if none does."""
+    found, step = None, PSNR_STEP_UP
+    while encodes and found is None and failed < top:
+        trial = attempt(min(top, failed + step), effort)
+        encodes -= 1
+        if meets(trial):
+            found = trial
+        else:
+            failed, step = trial.quality, 2 * step
+    while encodes and found is not None:
+        trial = attempt((failed + found.quality) / 2, effort)
+        encodes -= 1
+        if meets(trial):
+            found = trial
+        else:
+            failed = trial.quality
+    return found
 
 
 def _search(attempt: Callable[[float], Attempt], meets: Callable[[Attempt], bool], target: Target,
