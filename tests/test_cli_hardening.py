@@ -264,3 +264,29 @@ def test_refined_files_do_not_depend_on_the_place_in_the_batch(tiny_weights):
     x = torch.rand(3, 3, 32, 40, generator=torch.Generator().manual_seed(5))
     forward = encode_tensor(x, str(tiny_weights), 2, effort=1)
     assert encode_tensor(x.flip(0), str(tiny_weights), 2, effort=1)[::-1] == forward
+
+
+def test_bd_table_zoo_records_only_whole_kodak_runs_and_keeps_other_anchors(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bd_table", Path(__file__).resolve().parents[1] / "tools" / "bd_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    measured = tmp_path / "measured.json"
+    measured.write_text(json.dumps({"aaaaaaaaaaaa": {"bd_rate_percent": {"jpeg": -40.0, "webp": -7.0}}}))
+    monkeypatch.setattr(tool, "MEASURED_FILE", measured)
+    run = tmp_path / "run"
+    run.mkdir()
+    curve = {"bpp": [0.2, 0.4, 0.8, 1.6], "psnr-rgb": [26.0, 29.0, 32.0, 35.0]}
+    (run / "jpeg.json").write_text(json.dumps({"name": "jpeg", "results": curve}))
+    (run / "m.json").write_text(json.dumps({"name": "m", "description": "weights sha256 aaaaaaaaaaaa", "results":
+                                            dict(curve, bpp=[b * 0.6 for b in curve["bpp"]])}))
+    (run / "summary.json").write_text(json.dumps({"dataset": "kodak", "images": ["one.png"]}))
+    monkeypatch.setattr(sys, "argv", ["bd_table.py", str(run), "--anchors", "jpeg", "--zoo"])
+    assert tool.main() == 1  # one image is not the Kodak figure `codec models` prints
+    (run / "summary.json").write_text(json.dumps({"dataset": "kodak", "images": [f"kodim{i:02d}.png" for i in range(24)]}))
+    assert tool.main() == 0
+    entry = json.loads(measured.read_text())["aaaaaaaaaaaa"]["bd_rate_percent"]
+    assert entry["webp"] == -7.0 and entry["jpeg"] == pytest.approx(-40.0, abs=0.1)

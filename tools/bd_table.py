@@ -34,15 +34,29 @@ def main() -> int:
     p.add_argument("--zoo", action="store_true", help=f"record learned models' BD-rates in {MEASURED_FILE}")
     p.add_argument("--times", action="store_true", help="add median encode/decode seconds per image and quality")
     args = p.parse_args()
+    if not Path(args.folder).is_dir():
+        print(f"bd_table: {args.folder}: no such folder", file=sys.stderr)
+        return 1
+    if args.zoo and not _whole_kodak(Path(args.folder)):
+        print(f"bd_table: --zoo records Kodak figures: {args.folder} is not a codec eval of all 24 Kodak images "
+              "(its summary.json)", file=sys.stderr)
+        return 1
     curves, weights = {}, {}
     for path in sorted(Path(args.folder).glob("*.json")):
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, OSError) as err:
+            print(f"bd_table: {path}: not a readable JSON file ({err})", file=sys.stderr)
+            return 1
         if isinstance(data, dict) and "results" in data and "name" in data:
             curves[data["name"]] = data["results"]
             found = re.search(r"weights sha256 ([0-9a-f]{12})", data.get("description", ""))
             if found and "encoder effort" not in data.get("description", ""):
                 weights[data["name"]] = (found.group(1), data.get("dataset", Path(args.folder).name))
     anchors = [a for a in args.anchors.split(",") if a]
+    if not anchors:
+        print("bd_table: --anchors names no curve", file=sys.stderr)
+        return 1
     missing = [a for a in anchors if a not in curves]
     if missing:
         print(f"no curve named {', '.join(missing)} in {args.folder}", file=sys.stderr)
@@ -68,12 +82,22 @@ def main() -> int:
         print(f"| {name} | " + " | ".join(cells) + " |")
         if args.zoo and name in weights:
             sha, dataset = weights[name]
-            measured[sha] = {"dataset": dataset, "metric": "PSNR-RGB", "bd_rate_percent": values,
+            kept = measured.get(sha, {}).get("bd_rate_percent", {})  # anchors not given this time stay
+            measured[sha] = {"dataset": dataset, "metric": "PSNR-RGB", "bd_rate_percent": {**kept, **values},
                              "source": args.folder}
     if args.zoo:
         atomic_write_text(MEASURED_FILE, json.dumps(measured, indent=1, sort_keys=True) + "\n")
         print(f"wrote {MEASURED_FILE}")
     return 0
+
+
+def _whole_kodak(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``codec eval`` of the 24 Kodak images (its summary.json)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (ValueError, OSError):
+        return False
+    return summary.get("dataset") == "kodak" and len(summary.get("images", [])) == 24
 
 
 def _median_times(path: Path) -> dict[str, tuple[float, float]]:
