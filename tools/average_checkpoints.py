@@ -71,8 +71,8 @@ def main() -> int:
         print(f"error: --out {args.out} must end in .pt (a checkpoint; `codec export` makes the weights)", file=sys.stderr)
         return 2
     weights = args.weights or [1.0] * len(args.inputs)
-    if len(weights) != len(args.inputs) or any(w < 0 for w in weights) or sum(weights) <= 0:
-        print("error: --weights needs one non-negative weight per input, not all zero", file=sys.stderr)
+    if len(weights) != len(args.inputs) or not all(0 <= w < float("inf") for w in weights) or sum(weights) <= 0:
+        print("error: --weights needs one finite, non-negative weight per input, not all zero", file=sys.stderr)
         return 2
     try:
         state = average(args.inputs, weights)

@@ -120,6 +120,11 @@ def write_output(path: str, write: Callable[[str], object]) -> None:
         sys.stdout.buffer.flush()
 
 
+def progress_wanted() -> bool:
+    """Whether to draw progress bars: only on a terminal (a log file would fill with frames)."""
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
 def status_stream(output: str):
     """Where a command's one-line report goes: stderr when the data itself goes to stdout."""
     return sys.stderr if output == STDIO else sys.stdout

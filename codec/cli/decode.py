@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from codec.cli._common import add_device, check_input, check_output, read_bitstream, status_stream, timed, write_output
+from codec.cli._common import (add_device, check_input, check_output, progress_wanted, read_bitstream,
+                               status_stream, timed, write_output)
 
 
 def register(subparsers) -> None:
@@ -52,12 +53,13 @@ def decode_one(args: argparse.Namespace) -> int:
 
         def write_png(target: str) -> None:
             with open(target, "wb") as f:
-                decoded.append(decode_png(data, f, device=args.device, model=args.model, progress=True))
+                decoded.append(decode_png(data, f, device=args.device, model=args.model,
+                                          progress=progress_wanted()))
 
         _, seconds = timed(write_output, args.output, write_png)
         (width, height, mode), = decoded
     else:
-        image, seconds = timed(decode, data, device=args.device, model=args.model, progress=True)
+        image, seconds = timed(decode, data, device=args.device, model=args.model, progress=progress_wanted())
         write_output(args.output, lambda target: image.save(target, format=fmt))
         width, height, mode = image.width, image.height, image.mode
     print(f"{args.output}: {width}x{height} {mode} ({seconds:.2f} s)", file=status_stream(args.output))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from codec.cli._common import (add_device, check_input, check_output, report_conversions,
+from codec.cli._common import (add_device, check_input, check_output, progress_wanted, report_conversions,
                                status_stream, timed, write_output)
 from codec.encoding.effort import MAX_EFFORT, schedule_for
 from codec.errors import InputError
@@ -107,7 +107,7 @@ def encode_one(args: argparse.Namespace) -> int:
     source = read_image_stream(sys.stdin.buffer) if args.input == "-" else args.input
     with report_conversions("encode"):
         data, seconds = timed(encode, source, model=args.model, quality=args.quality, device=args.device,
-                              effort=args.effort, progress=True)
+                              effort=args.effort, progress=progress_wanted())
     write_output(args.output, lambda target: Path(target).write_bytes(data))
     header, _ = unpack(data)
     bpp = len(data) * 8 / (header.width * header.height)

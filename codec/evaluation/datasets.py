@@ -6,6 +6,7 @@ only then renamed into place, so an interrupted or failed download leaves no par
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -135,7 +136,10 @@ def download(url: str, dest: Path, sha256: str | None = None, desc: str | None =
 
 def fetch(dataset: Dataset, cache_dir: Path) -> Path:
     """Make sure ``dataset`` is complete in ``cache_dir/<name>`` and return that folder."""
-    folder = Path(cache_dir) / dataset.name
+    cache_dir = Path(cache_dir).expanduser()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise InputError(f"--cache-dir {cache_dir}: is a file, not a folder")
+    folder = cache_dir / dataset.name
     url = url_of(dataset)
     try:
         if dataset.archive_url:
@@ -146,6 +150,8 @@ def fetch(dataset: Dataset, cache_dir: Path) -> Path:
                 continue
             download(url, dest, sha, desc=f"{dataset.name}/{name}")
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as err:
+        with contextlib.suppress(OSError):  # an empty folder left would pass for the dataset next time
+            folder.rmdir()
         raise InputError(_offline_message(dataset, url, getattr(err, "reason", err))) from None
     return folder
 

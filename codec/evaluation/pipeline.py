@@ -120,6 +120,9 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
     if not codecs and not external:
         raise InputError("nothing to evaluate: --models and --baselines are both empty")
     curve_names = [c.name for c in codecs] + [e.name for e in external]
+    clashes = sorted({n for n in curve_names if curve_names.count(n) > 1})
+    if clashes:
+        raise InputError(f"--compare: curve name {clashes[0]!r} is taken by another curve; rename it in its JSON")
     if anchor is not None and anchor not in curve_names:
         raise InputError(f"--anchor {anchor!r} is not one of the curves: {', '.join(curve_names)}")
     name, paths = resolve_dataset(dataset, cache_dir)
@@ -154,7 +157,7 @@ def evaluate(dataset: str, out: Path, models: list[str] | None = None, baselines
         "dataset": name, "source": str(dataset), "images": [im.name for im in images],
         "codecs": {c.name: {"description": c.description, "qualities": [format_quality(q) for q in c.qualities]}
                    for c in codecs},
-        "compare": [str(p) for p in compare], "anchor": anchor,
+        "compare": [str(p) for p in compare], "anchor": anchor or _default_anchor(curves),
         "skipped": [{"item": item, "reason": reason} for item, reason in outcome.skipped],
         "ms_ssim_nan_images": small, "computed_points": outcome.computed, "cached_points": outcome.cached,
     })
@@ -166,12 +169,18 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.exists() and b.exists() and a.samefile(b)
 
 
+def _default_anchor(curves: list[report.Curve]) -> str | None:
+    """The BD-rate anchor when none is given: JPEG if evaluated, else the first curve."""
+    names = [c.name for c in curves]
+    return "jpeg" if "jpeg" in names else (names[0] if names else None)
+
+
 def _table(curves: list[report.Curve], anchor: str | None, warn: Callable[[str], None]) -> str:
     names = [c.name for c in curves]
     if not curves:
         return "n/a: no curves\n"
     if anchor is None:
-        anchor = "jpeg" if "jpeg" in names else names[0]
+        anchor = _default_anchor(curves)
     elif anchor not in names:
         raise InputError(f"--anchor {anchor!r} is not one of the curves: {', '.join(names)}")
     return report.bd_table(curves, anchor)

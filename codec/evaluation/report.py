@@ -173,7 +173,8 @@ def plot(curves: list[Curve], path: Path, metric: str = "psnr", title: str = "")
     ax.set_ylabel("PSNR-RGB (dB)" if metric == "psnr" else "MS-SSIM (dB, -10 log10(1 - MS-SSIM))")
     ax.set_title(title)
     ax.grid(True, alpha=0.4)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no curve has a finite point (MS-SSIM of small images): no legend
+        ax.legend(loc="lower right")
     fig.tight_layout()
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
