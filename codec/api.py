@@ -465,11 +465,22 @@ def _decode_image(net: VariableRateModel, header: bitstream.Header, sections: li
     return out if out is not None else np.empty(shape, np.uint8)
 
 
+def file_bytes(data: Any) -> bytes | bytearray | memoryview:
+    """``data`` if it is a file's bytes; InputError otherwise (a path names how to read it)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        raise InputError(f"decode takes a file's bytes, not its path: open({str(data)!r}, 'rb').read()")
+    raise InputError(f"decode takes a file's bytes, got {type(data).__name__}")
+
+
 def decode_to_tensor(data: Sequence[bytes], device: str = "cpu", model: str | VariableRateModel | None = None) -> torch.Tensor:
     """Decode files of one image size into a batch ``[B, 3, H, W]`` of 8-bit values in [0, 1]."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         raise InputError("decode_to_tensor takes a sequence of files; use decode() for one")
-    parsed = [bitstream.unpack(d) for d in data]
+    if not isinstance(data, Sequence):
+        raise InputError(f"decode_to_tensor takes a sequence of files' bytes, got {type(data).__name__}")
+    parsed = [bitstream.unpack(file_bytes(d)) for d in data]
     if not parsed:
         raise InputError("no files to decode")
     sizes = {(h.height, h.width) for h, _ in parsed}
@@ -498,7 +509,7 @@ def decode(data: bytes, device: str = "cpu", model: str | VariableRateModel | No
     if threads is not None or tile is not None:
         with _band_options(threads, tile):
             return decode(data, device, model, progress)
-    header, sections = bitstream.unpack(data)
+    header, sections = bitstream.unpack(file_bytes(data))
     net = _model_for(header, model, device)
     pixels = _decode_image(net, header, sections, progress)
     with memory_errors("decode", header.width, header.height):
@@ -517,7 +528,7 @@ def decode_png(data: bytes, file: BinaryIO, device: str = "cpu", model: str | Va
     if threads is not None or tile is not None:
         with _band_options(threads, tile):
             return decode_png(data, file, device, model, progress)
-    header, sections = bitstream.unpack(data)
+    header, sections = bitstream.unpack(file_bytes(data))
     net = _model_for(header, model, device)
     writer = PngWriter(file, header.width, header.height, 1 if header.grayscale else 3)
     _decode_rows(net, header, sections, writer.write, progress)

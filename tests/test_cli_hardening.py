@@ -290,3 +290,14 @@ def test_bd_table_zoo_records_only_whole_kodak_runs_and_keeps_other_anchors(tmp_
     assert tool.main() == 0
     entry = json.loads(measured.read_text())["aaaaaaaaaaaa"]["bd_rate_percent"]
     assert entry["webp"] == -7.0 and entry["jpeg"] == pytest.approx(-40.0, abs=0.1)
+
+
+def test_decode_given_a_path_or_no_bytes_says_so():
+    import codec
+    from codec.api import decode_to_tensor
+
+    with pytest.raises(InputError, match="not its path"):
+        codec.decode("photo.bin")
+    for bad in (None, ["abc"]):
+        with pytest.raises(InputError, match="bytes"):
+            decode_to_tensor(bad)
