@@ -301,3 +301,17 @@ def test_decode_given_a_path_or_no_bytes_says_so():
     for bad in (None, ["abc"]):
         with pytest.raises(InputError, match="bytes"):
             decode_to_tensor(bad)
+
+
+def test_tools_fail_in_one_line(tmp_path, tiny_weights):
+    from pathlib import Path
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    cases = [(["rebase_walloc_cc.py", tmp_path / "nope.safetensors", tiny_weights, tmp_path / "o.safetensors"], "not found"),
+             (["rebase_walloc_cc.py", tiny_weights, tiny_weights, tmp_path / "o.safetensors"], "not walloc-cc"),
+             (["bench_rate_control.py", tmp_path / "nowhere"], "No such file")]
+    for (tool, *args), message in cases:
+        done = subprocess.run([sys.executable, str(tools / tool), *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert done.stderr.startswith(f"{tool[:-3]}: error:") and message in done.stderr
+    assert not (tmp_path / "o.safetensors").exists()

@@ -76,4 +76,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from codec.cli._common import run_tool
+
+    raise SystemExit(run_tool(main, "integer_parameters_cost"))

@@ -47,4 +47,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from codec.cli._common import run_tool
+
+    raise SystemExit(run_tool(main, "make_large_image"))

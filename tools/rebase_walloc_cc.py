@@ -25,6 +25,14 @@ def main() -> int:
     p.add_argument("walloc_cc")
     p.add_argument("out")
     args = p.parse_args()
+    from codec.zoo import describe
+
+    for path, architecture in ((args.walloc, "walloc"), (args.walloc_cc, "walloc-cc")):
+        found = describe(path).architecture  # InputError for a missing or unreadable file
+        if found != architecture:
+            raise ValueError(f"{path} is a {found} weights file, not {architecture} (arguments: WALLOC WALLOC_CC OUT)")
+    if not args.out.endswith(".safetensors"):
+        raise ValueError(f"{args.out}: the rebased weights are written as .safetensors")
     with safe_open(args.walloc, "pt") as base, safe_open(args.walloc_cc, "pt") as cc:
         base_keys = set(base.keys())
         tensors = {k: base.get_tensor(k) for k in base_keys}
@@ -41,4 +49,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from codec.cli._common import run_tool
+
+    raise SystemExit(run_tool(main, "rebase_walloc_cc"))

@@ -98,4 +98,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from codec.cli._common import run_tool
+
+    raise SystemExit(run_tool(main, "snapshot_curve"))

@@ -185,6 +185,27 @@ def non_negative(option: str, kind: type = int) -> Callable[[str], float]:
     return parse
 
 
+def run_tool(main: Callable[[], int | None], name: str) -> int:
+    """Run a ``tools/*.py`` script's ``main`` with the command line's manners: a user's mistake
+    (a missing file, a bad value, an unreadable input) is one stderr line and exit status 1,
+    Ctrl-C exit status 130, never a traceback."""
+    import json
+    import subprocess
+
+    from codec.errors import CodecError
+
+    try:
+        return int(main() or 0)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except (CodecError, OSError, ValueError, KeyError, ZeroDivisionError, json.JSONDecodeError,
+            subprocess.CalledProcessError) as err:
+        text = str(err).strip().splitlines()
+        print(f"{name}: error: {text[0] if text else type(err).__name__}", file=sys.stderr)
+        return 1
+
+
 def timed(function: Callable, *args, **kwargs):
     """Call ``function`` and return (result, seconds)."""
     import time
