@@ -13,7 +13,6 @@ Usage: python tools/integer_parameters_cost.py ../shared/data/kodak [--model wal
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
