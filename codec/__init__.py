@@ -35,6 +35,10 @@ def encode(image: Any, model: str = "walloc", quality: float | None = None, devi
     from codec.api import encode as _encode
 
     targets = {k: v for k, v in (("bpp", bpp), ("size", size), ("psnr", psnr)) if v is not None}
+    if best_effort and not targets:
+        from codec.errors import InputError
+
+        raise InputError("best_effort applies to a bpp, size or psnr target; none was given")
     if not targets:
         return _encode(image, model=model, quality=quality, device=device, effort=effort, progress=progress,
                        threads=threads, tile=tile)

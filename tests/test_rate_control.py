@@ -104,3 +104,12 @@ def test_a_psnr_target_follows_refinement_up_the_quality_range():
     tried.clear()
     assert _refined_above(attempt, lambda a: a.value >= 35.9, 5.95, 6.0, 1, 3).quality < 6.0
     assert tried[0] == 6.0 and max(tried) == 6.0  # never past the top of the range
+
+
+def test_targets_that_are_not_numbers_and_best_effort_without_one():
+    with pytest.raises(InputError, match="must be a number, got True"):
+        rate_control.make_target("bpp", True)
+    with pytest.raises(InputError, match=r"must be a number, got 1000.*\.\.\.$"):
+        rate_control.make_target("psnr", 10 ** 400)
+    with pytest.raises(InputError, match="best_effort"):
+        codec.encode(np.zeros((8, 8, 3), np.uint8), quality=3, best_effort=True)

@@ -64,12 +64,15 @@ def parse_size(text: str) -> int:
 
 def make_target(kind: str, value: Any, best_effort: bool = False) -> Target:
     """A :class:`Target` from user input (``size`` also as ``"50k"``); InputError if invalid."""
+    if isinstance(value, bool):  # True would pass for 1
+        raise InputError(f"{kind} target must be a number, got {value!r}")
     if kind == "size":
         return Target("size", float(parse_size(value)), best_effort)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{kind} target must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise InputError(f"{kind} target must be a number, got {shown}") from None
     return Target(kind, number, best_effort)
 
 
