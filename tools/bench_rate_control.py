@@ -32,12 +32,18 @@ def main() -> int:
     p.add_argument("--psnr", default="32", help="comma-separated PSNR targets in dB ('' for none)")
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     args = p.parse_args()
+    from codec.api import resolve_model
+    from codec.encoding.rate_control import make_target
+
+    resolve_model(args.model)  # an unknown model is one error, not "unreachable" for every target
     files = list_images(args.folder)[: args.limit or None]
     if not files:
         print(f"no images in {args.folder}", file=sys.stderr)
         return 1
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     targets = [("bpp", float(v)) for v in args.bpp.split(",") if v] + [("psnr", float(v)) for v in args.psnr.split(",") if v]
+    for kind, value in targets:
+        make_target(kind, value)  # a negative or non-finite target is refused before any encode
     print(f"| target | met | achieved {'/ target':<9} median (min..max) | quality median (min..max) | encode s (median) |")
     print("| --- | ---: | --- | --- | ---: |")
     for kind, value in targets:

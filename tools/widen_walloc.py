@@ -43,7 +43,7 @@ def _grown(old: torch.Tensor, shape: torch.Size, generator: torch.Generator, out
 def widen(tensors: dict[str, torch.Tensor], config: dict, channels: int, blocks: int, seed: int = 0,
           hyper_channels: int | None = None) -> tuple[dict, dict]:
     """The tensors and config of the widened walloc (see the module docstring)."""
-    hyper_channels = hyper_channels or config.get("hyper_channels", 64)
+    hyper_channels = config.get("hyper_channels", 64) if hyper_channels is None else hyper_channels
     if channels < config["decoder_channels"] or blocks < config["decoder_blocks"] \
             or hyper_channels < config.get("hyper_channels", 64):
         raise SystemExit("widen_walloc: the decoder and the hyperprior can only grow (channels and blocks)")
@@ -89,8 +89,8 @@ def main() -> int:
     if metadata.get("architecture") != "walloc":
         raise SystemExit(f"widen_walloc: {args.weights} is not a walloc weights file")
     config = json.loads(metadata["config"])
-    channels = args.decoder_channels or config["decoder_channels"]
-    blocks = args.decoder_blocks or config["decoder_blocks"]
+    channels = config["decoder_channels"] if args.decoder_channels is None else args.decoder_channels
+    blocks = config["decoder_blocks"] if args.decoder_blocks is None else args.decoder_blocks
     wide, wide_config = widen(tensors, config, channels, blocks, args.seed, args.hyper_channels)
     metadata["config"] = json.dumps(wide_config, sort_keys=True)
     save_file(wide, args.out, metadata=metadata)
