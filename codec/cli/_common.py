@@ -155,34 +155,30 @@ def tile_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def count_of(what: str, option: str) -> Callable[[str], int]:
-    """An argparse type for a count of at least 1 (``--jobs``, ``--threads``): exit status 2
-    with a one-line message otherwise."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid number of {what} {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{option} must be at least 1, got {value}")
-        return value
-
-    return parse
-
-
-def non_negative(option: str, kind: type = int) -> Callable[[str], float]:
-    """An argparse type for a number of at least 0 (``--minutes``, ``--workers``): exit status 2
-    with a one-line message otherwise."""
+def at_least(option: str, minimum: int, kind: type = int, what: str | None = None) -> Callable[[str], float]:
+    """An argparse type for a finite number of at least ``minimum``: exit status 2 with a
+    one-line message otherwise (NaN and infinity included)."""
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {option} {text!r}") from None
-        if not value >= 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{option} must be a finite number, at least 0, got {text}")
+            raise argparse.ArgumentTypeError(f"invalid {what or option} {text!r}") from None
+        if not minimum <= value < float("inf"):
+            finite = "a finite number, " if kind is float else ""
+            raise argparse.ArgumentTypeError(f"{option} must be {finite}at least {minimum}, got {text}")
         return value
 
     return parse
+
+
+def count_of(what: str, option: str) -> Callable[[str], int]:
+    """An argparse type for a count of at least 1 (``--jobs``, ``--threads``)."""
+    return at_least(option, 1, int, f"number of {what}")
+
+
+def non_negative(option: str, kind: type = int) -> Callable[[str], float]:
+    """An argparse type for a number of at least 0 (``--minutes``, ``--workers``)."""
+    return at_least(option, 0, kind)
 
 
 def run_tool(main: Callable[[], int | None], name: str) -> int:
