@@ -315,3 +315,10 @@ def test_tools_fail_in_one_line(tmp_path, tiny_weights):
         assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert done.stderr.startswith(f"{tool[:-3]}: error:") and message in done.stderr
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_eval_cache_must_be_a_cache(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    assert "not a cache" in _one_error(capsys, "eval", [tmp_path / "x", "--cache", notes, "--out", tmp_path / "o"])
+    assert notes.read_text() == "my notes\n"

@@ -86,6 +86,23 @@ def check_folders(dataset: Path, out: Path, cache: Path | None) -> None:
         raise InputError(f"--out {out}: inside the dataset folder {dataset}; its plots would be read as images")
     if cache is not None and cache.is_dir():
         raise InputError(f"--cache {cache}: is a folder; name a .jsonl file")
+    if cache is not None and cache.is_file() and not _looks_like_cache(cache):
+        raise InputError(f"--cache {cache}: not a cache of codec eval (its first line is no JSON point); "
+                         "points would be appended to it")
+
+
+def _looks_like_cache(path: Path) -> bool:
+    """Whether a file is empty or starts with a JSON object, as a cache of finished points does."""
+    import json
+
+    with open(path, "rb") as f:
+        first = f.readline(1 << 20).strip()
+    if not first:
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
