@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from codec.bitstream import MAX_PIXELS
 from codec.errors import ConversionWarning, InputError
 from codec.fileio import atomic_write
 
@@ -228,8 +229,6 @@ IDENTIFY_BYTES = 16 << 20
 #: holds 16), plus this much for metadata, before it is refused as endless.
 STREAM_BYTES_PER_PIXEL = 16
 STREAM_SLACK = 64 << 20
-#: The largest image any reader accepts (codec.bitstream.MAX_PIXELS, repeated: no import cycle).
-_MAX_PIXELS = 1 << 28
 _READ_CHUNK = 1 << 24
 
 
@@ -253,7 +252,7 @@ def read_image_stream(stream: Any, label: str = "standard input") -> bytes:
                          f"{IDENTIFY_BYTES >> 20} MiB)") from None
     except Exception:  # noqa: BLE001 - a header Pillow cannot finish from the prefix: bounded below
         pass
-    pixels = width * height if width is not None else _MAX_PIXELS
+    pixels = width * height if width is not None else MAX_PIXELS
     limit = STREAM_BYTES_PER_PIXEL * pixels + STREAM_SLACK
     while len(data) <= limit:
         piece = stream.read(min(_READ_CHUNK, limit + 1 - len(data)))

@@ -63,6 +63,12 @@ def read_bitstream(path: str) -> bytes:
         return bitstream.read(f, info.st_size if stat.S_ISREG(info.st_mode) else None)
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """InputError unless files can be created in the existing ``folder``."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {folder} is not writable")
+
+
 def check_output(output: str, inputs: list[str], kind: str) -> None:
     """Refuse, before any work, an output that would fail or do harm once the work is done.
 
@@ -81,8 +87,7 @@ def check_output(output: str, inputs: list[str], kind: str) -> None:
     folder = dst.parent if str(dst.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"output folder {folder} is not writable")
+    check_writable(folder)
     for src in inputs:
         if src != STDIO and dst.exists() and os.path.exists(src) and os.path.samefile(src, dst):
             raise InputError(f"output {dst} is the input file {src}; choose another name")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.cli._common import BITSTREAM_SUFFIX, STDIO, count_of, read_bitstream
+from codec.cli._common import BITSTREAM_SUFFIX, STDIO, check_writable, count_of, read_bitstream
 from codec.errors import CodecWarning, InputError
 
 #: Options that only mean something with ``-o OUTDIR`` (name as given on the command line, attribute).
@@ -164,8 +164,7 @@ def make_outdir(outdir: str) -> bool:
     except FileExistsError:
         if not os.path.isdir(outdir):
             raise InputError(f"output folder {outdir} is a file") from None
-        if not os.access(outdir, os.W_OK | os.X_OK):
-            raise InputError(f"output folder {outdir} is not writable") from None
+        check_writable(outdir)
         return False
     return True
 

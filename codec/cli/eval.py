@@ -84,6 +84,7 @@ def check_folders(dataset: Path, out: Path, cache: Path | None) -> None:
         raise InputError(f"--out {out}: is a file, not a folder")
     if dataset.is_dir() and (out.resolve() == dataset.resolve() or dataset.resolve() in out.resolve().parents):
         raise InputError(f"--out {out}: inside the dataset folder {dataset}; its plots would be read as images")
+    cache = cache.expanduser() if cache is not None else None  # as evaluate reads it
     if cache is not None and cache.is_dir():
         raise InputError(f"--cache {cache}: is a folder; name a .jsonl file")
     if cache is not None and cache.is_file() and not _looks_like_cache(cache):

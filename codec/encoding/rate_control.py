@@ -135,15 +135,22 @@ def encode_to_target(image: Any, model: Any, target: Target, device: str = "cpu"
         return (found.data, found) if found is not None and len(found.data) < len(best.data) else (best.data, best)
     if not meets(refined):
         return best.data, best
-    for _ in range(REFINED_ENCODES - 1):
-        if missed is None:
-            break
-        middle = attempt((refined.quality + missed) / 2, effort)
-        if meets(middle):
-            refined = middle
-        else:
-            missed = middle.quality
+    if missed is not None:
+        refined = _bisect(attempt, meets, refined, missed, effort, REFINED_ENCODES - 1)
     return refined.data, refined
+
+
+def _bisect(attempt: Callable[..., Attempt], meets: Callable[[Attempt], bool], good: Attempt, failed: float,
+            effort: int, encodes: int) -> Attempt:
+    """The attempt nearest ``failed`` that meets the target, after ``encodes`` refined
+    encodes halving the bracket between ``good`` (meets) and ``failed`` (does not)."""
+    for _ in range(encodes):
+        trial = attempt((good.quality + failed) / 2, effort)
+        if meets(trial):
+            good = trial
+        else:
+            failed = trial.quality
+    return good
 
 
 #: The first step up the quality range from a refined file that missed a PSNR target.
@@ -162,14 +169,7 @@ def _refined_above(attempt: Callable[..., Attempt], meets: Callable[[Attempt], b
             found = trial
         else:
             failed, step = trial.quality, 2 * step
-    while encodes and found is not None:
-        trial = attempt((failed + found.quality) / 2, effort)
-        encodes -= 1
-        if meets(trial):
-            found = trial
-        else:
-            failed = trial.quality
-    return found
+    return _bisect(attempt, meets, found, failed, effort, encodes) if found is not None else None
 
 
 def _search(attempt: Callable[[float], Attempt], meets: Callable[[Attempt], bool], target: Target,

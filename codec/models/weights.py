@@ -46,6 +46,12 @@ def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture
     return file_sha256(path)
 
 
+def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding a NaN or an infinity, or None."""
+    return next((key for key, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())),
+                None)
+
+
 def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateModel:
     """Build the model a weights file describes and load it, in eval mode, on ``device``.
 
@@ -63,9 +69,9 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateMo
         tensors = load_file(str(path))
     except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
         raise InputError(f"{path}: cannot read its tensors ({err})") from None
-    broken = [key for key, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if broken:
-        raise InputError(f"{path}: tensor {broken[0]} holds NaN or infinite values")
+    broken = first_non_finite(tensors)
+    if broken is not None:
+        raise InputError(f"{path}: tensor {broken} holds NaN or infinite values")
     try:
         model.load_state_dict(tensors)
     except (RuntimeError, ValueError, KeyError) as err:

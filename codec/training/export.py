@@ -12,10 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
-
 from codec.errors import InputError
-from codec.models.weights import build_model, load_weights, save_weights
+from codec.models.weights import build_model, first_non_finite, load_weights, save_weights
 from codec.training.trainer import read_checkpoint
 
 
@@ -75,9 +73,9 @@ def export(checkpoint: str, weights: str, if_better: bool = False, data: str | N
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         first = (str(err).strip().splitlines() or ["?"])[0]
         raise InputError(f"{checkpoint}: its weights do not build a {state['architecture']} model ({first})") from None
-    broken = [k for k, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if broken:
-        raise InputError(f"{checkpoint}: tensor {broken[0]} holds NaN or infinite values (a diverged run?)")
+    broken = first_non_finite(model.state_dict())
+    if broken is not None:
+        raise InputError(f"{checkpoint}: tensor {broken} holds NaN or infinite values (a diverged run?)")
     model.eval()
     target = Path(weights)
     reference = Path(against) if against else target
