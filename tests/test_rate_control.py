@@ -32,6 +32,8 @@ def test_parse_size():
     for bad in ("", "abc", "5 kilobytes", "-3"):
         with pytest.raises(InputError):
             rate_control.parse_size(bad)
+    with pytest.raises(InputError, match="less than one byte"):  # not "got 0" for a fraction
+        rate_control.parse_size("0.5")
 
 
 def test_targets_are_met_close_to_the_limit(photo):

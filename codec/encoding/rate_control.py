@@ -59,7 +59,10 @@ def parse_size(text: str) -> int:
     if not found:
         raise InputError(f"size {text!r} is not a byte count like 20000, 50k or 1.5M")
     scale = {"": 1, "k": 1024, "m": 1024**2}[found.group(2).lower()]
-    return int(float(found.group(1)) * scale)
+    count = int(float(found.group(1)) * scale)
+    if count < 1:
+        raise InputError(f"size {text!r} is less than one byte: give a byte count like 20000, 50k or 1.5M")
+    return count
 
 
 def make_target(kind: str, value: Any, best_effort: bool = False) -> Target:
