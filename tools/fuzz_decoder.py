@@ -3,7 +3,7 @@
 
 The seed files are the committed fixtures (``tests/expected/*_v2.bin``, and the v1 ones) and
 files encoded at start-up from crops of ``codec/data/astronaut.png`` at a few sizes, qualities
-and both shipped weights (tiny images, so that a decode takes milliseconds). Each file is split
+and the shipped and retired weights of every family (tiny images, so that a decode takes milliseconds). Each file is split
 into named segments (every header field, every section-table entry, the CRC-32, every
 substream), and every case applies one mutation:
 
@@ -474,6 +474,8 @@ def make_case(seeds: list[dict], seed: int, case: int) -> tuple[bytes, str]:
 ENCODED = [("walloc", 1, 1, 1.0, False, 3), ("walloc", 16, 8, 3.0, False, 4), ("walloc", 40, 24, 6.0, True, 2),
            ("walloc", 33, 31, 2.0, False, 2), ("hyperprior", 16, 8, 1.0, False, 3),
            ("hyperprior", 40, 24, 5.5, True, 2),
+           # the context model: checkerboard sections y0a, y0b decoded in order
+           ("walloc-cc", 16, 8, 1.0, False, 2), ("walloc-cc", 40, 24, 4.0, True, 2),
            # >= 2 * 65536 y values: y coded as several substreams (the parallel path); slower to decode
            ("walloc", 512, 352, 3.0, False, 1)]
 

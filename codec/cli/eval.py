@@ -21,7 +21,7 @@ def register(subparsers) -> None:
                     "are cached in --cache (default .cache/eval/<dataset name>.jsonl in the current "
                     "folder, never in --out). See docs/evaluation.md.")
     parser.add_argument("dataset", metavar="DATASET",
-                        help=f"a folder of images, or a named dataset: {', '.join(DATASETS)}")
+                        help=f"a folder of images, one image file, or a named dataset: {', '.join(DATASETS)}")
     parser.add_argument("--models", default=None, metavar="LIST",
                         help="comma-separated shipped model names or .safetensors paths (default: every shipped "
                              "model; '' for none)")
