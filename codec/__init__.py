@@ -18,7 +18,8 @@ def encode(image: Any, model: str = "walloc", quality: float | None = None, devi
            bpp: float | None = None, size: int | str | None = None, psnr: float | None = None,
            best_effort: bool = False, effort: int = 0, progress: bool = False, threads: int | None = None,
            tile: int | tuple[int, int] | str | None = None) -> bytes:
-    """Compress an image (PIL image, numpy array or file path) into a self-describing bitstream.
+    """Compress an image (PIL image, numpy array, file path, or an encoded image file's bytes)
+    into a self-describing bitstream.
 
     ``model`` is a shipped model name (``codec models``) or a ``.safetensors`` weights file.
     Instead of ``quality``, one target may be given: ``bpp`` (at most), ``size`` (bytes at
@@ -53,13 +54,14 @@ def encode(image: Any, model: str = "walloc", quality: float | None = None, devi
                    effort=effort, progress=progress, threads=threads, tile=tile)
 
 
-def decode(data: bytes, device: str = "cpu", model: str | None = None, *, threads: int | None = None,
-           tile: int | tuple[int, int] | str | None = None) -> Any:
+def decode(data: bytes, device: str = "cpu", model: str | None = None, *, progress: bool = False,
+           threads: int | None = None, tile: int | tuple[int, int] | str | None = None) -> Any:
     """Decode a bitstream produced by :func:`encode` into a ``PIL.Image.Image``.
 
     ``model`` is needed only for files coded with a weights file that does not ship;
+    ``progress`` shows a bar on standard error when decoding takes more than a second;
     ``threads`` and ``tile`` as for :func:`encode` (the pixels depend on neither).
     """
     from codec.api import decode as _decode
 
-    return _decode(data, device=device, model=model, threads=threads, tile=tile)
+    return _decode(data, device=device, model=model, progress=progress, threads=threads, tile=tile)

@@ -6,6 +6,8 @@ evaluation and training code. Every byte string is a complete file (docs/bitstre
 """
 from __future__ import annotations
 
+import io
+import numbers
 import os
 import struct
 import threading
@@ -26,23 +28,11 @@ from codec.image_io import load_image
 from codec.latent_codecs.gaussian_conditional import version_1_streams
 from codec.models import ARCHITECTURES, VariableRateModel
 from codec.models.base import PixelRows
+from codec.models.weights import check_device
 from codec.tiling import checked_tile, parse_tile, tiles_of
 
 if TYPE_CHECKING:
     from codec.encoding.rate_control import Target
-
-
-def check_device(device: str) -> torch.device:
-    """The torch device a name means; InputError if unknown or if CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but no CUDA GPU is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"unsupported device {device!r}: use 'cpu' or 'cuda'")
-    return dev
 
 
 def resolve_model(model: str | os.PathLike | VariableRateModel, device: str = "cpu") -> VariableRateModel:
@@ -59,16 +49,10 @@ def resolve_model(model: str | os.PathLike | VariableRateModel, device: str = "c
 
 
 def _quality(model: VariableRateModel, quality: float | None) -> float:
-    low, high = model.quality_range
     if quality is None:
         architecture = next(name for name, cls in ARCHITECTURES.items() if isinstance(model, cls))
-        quality = zoo.FAMILIES[architecture].default_in((low, high))
-    try:
-        quality = float(quality)
-    except (TypeError, ValueError):
-        raise InputError(f"quality must be a number, got {quality!r}") from None
-    if not low <= quality <= high:
-        raise InputError(f"quality {quality:g} outside the range {low:g}..{high:g} of model {model.name!r}")
+        quality = zoo.FAMILIES[architecture].default_in(model.quality_range)
+    quality = zoo.check_quality(quality, model.quality_range, model.name)
     # The header stores float32: code with exactly the value the decoder will read.
     return struct.unpack("<f", struct.pack("<f", quality))[0]
 
@@ -118,6 +102,9 @@ def check_pixels(x: Any) -> None:
         raise InputError(f"x must be a tensor [B, 3, H, W], got {getattr(x, 'shape', type(x).__name__)}")
     if x.numel() == 0:
         raise InputError(f"x is empty: shape {tuple(x.shape)}")
+    if x.layout != torch.strided or x.device.type == "meta":
+        raise InputError(f"x must be a dense tensor holding its values, got a {x.layout} tensor on {x.device}")
+    check_image_size(x.shape[-1], x.shape[-2])  # before the values are read: an expanded view may be huge
     if not x.is_floating_point():
         raise InputError(f"x must be a floating-point tensor with values in [0, 1], got {x.dtype} "
                          "(for 8-bit samples: x.float() / 255)")
@@ -140,7 +127,10 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     not depend on its place in the batch; it may still differ from the image coded alone (a
     batched convolution's floats differ in the last bits from a single image's, and a hundred
     refinement steps amplify that), while at effort 0 it is the same file. ``x`` is checked
-    first (:func:`check_pixels`). ``coder`` names the coder backend (recorded in the files).
+    first (:func:`check_pixels`). ``grayscale`` marks the files as of a grayscale image (the
+    three channels should then be equal; decoding returns mode ``L``). ``coder`` names the
+    coder backend (recorded in the files; ``"cuda"`` codes on the CPU when the CUDA module or
+    a GPU is missing, with the same bytes, see :mod:`codec.entropy.cuda_coder`).
     ``integer_parameters``: compute the entropy parameters with the model's exact integer
     hyper-synthesis, so the files decode alike on every machine (None: the model's default,
     True for ``walloc``; False writes files as before it, e.g. to measure what it costs).
@@ -156,6 +146,8 @@ def encode_tensor(x: torch.Tensor, model: str | VariableRateModel = "walloc", qu
     schedule = effort_levels.schedule_for(effort)
     net = resolve_model(model, device)
     quality = _quality(net, quality)
+    if integer_parameters is not None and not isinstance(integer_parameters, (bool, np.bool_)):
+        raise InputError(f"integer_parameters must be True, False or None, got {integer_parameters!r}")
     integer = net.integer_parameters if integer_parameters is None else bool(integer_parameters)
     height, width = x.shape[-2:]
     header = _header(net, quality, width, height, grayscale, integer, coder_id)
@@ -305,19 +297,24 @@ def _tile_size(tile: Any) -> tuple[int, int]:
     try:
         if isinstance(tile, str):
             return parse_tile(tile)
-        if isinstance(tile, int) and not isinstance(tile, bool):
-            return checked_tile((tile, tile))
-        if isinstance(tile, tuple) and len(tile) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in tile):
-            return checked_tile(tile)
+        if _is_integer(tile):
+            return checked_tile((int(tile), int(tile)))
+        if isinstance(tile, tuple) and len(tile) == 2 and all(map(_is_integer, tile)):
+            return checked_tile((int(tile[0]), int(tile[1])))
     except ValueError as err:
         raise InputError(str(err)) from None
     raise InputError(f"tile must be an int, a (rows, columns) pair or 'HxW', got {tile!r}")
 
 
+def _is_integer(value: Any) -> bool:
+    """An int or a numpy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def _thread_count(threads: Any) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if not _is_integer(threads) or threads < 1:
         raise InputError(f"threads must be an integer of at least 1, got {threads!r}")
-    return threads
+    return int(threads)
 
 
 def check_image_size(width: int, height: int) -> None:
@@ -522,8 +519,14 @@ def decode_png(data: bytes, file: BinaryIO, device: str = "cpu", model: str | Va
     """Decode one file's bytes into a PNG written to the binary file ``file``, a band of rows at
     a time as they are decoded (:class:`codec.png_writer.PngWriter`): the decoded image is never
     held whole. The pixels are those of :func:`decode`. Returns (width, height, mode: "RGB" or
-    "L"); ``progress``, ``threads`` and ``tile`` as for :func:`decode`."""
+    "L"); ``progress``, ``threads`` and ``tile`` as for :func:`decode`. The PNG is written while
+    the payload is decoded, so a corrupt payload raises with part of it written: write to a
+    temporary file and rename it on success, as ``codec decode`` does."""
     from codec.png_writer import PngWriter
+
+    if isinstance(file, (str, os.PathLike)) or not callable(getattr(file, "write", None)) \
+            or isinstance(file, io.TextIOBase):
+        raise InputError(f"file must be a binary file open for writing (open(path, 'wb')), got {type(file).__name__}")
 
     if threads is not None or tile is not None:
         with _band_options(threads, tile):

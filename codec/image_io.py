@@ -4,8 +4,11 @@ The codec codes 8-bit RGB. Other inputs are handled explicitly (docs/formats.md)
 
 * grayscale (``L``, ``1``, 16-bit ``I;16``/``I``): coded as RGB with equal channels and
   decoded back to grayscale; 16-bit samples are reduced to 8 bits with a warning;
-* palette (``P``), ``CMYK``, ``YCbCr``: converted to RGB with a warning (CMYK: no ICC
-  colour management);
+* palette (``P``) and ``CMYK``: converted to RGB with a warning (CMYK without an ICC
+  profile: a naive conversion); ``YCbCr`` converted to RGB silently;
+* an embedded ICC profile other than sRGB (Display P3, Adobe RGB, a CMYK press profile):
+  the pixels are converted to sRGB with it (Pillow's LittleCMS, perceptual intent), with a
+  warning, since decoded images carry no profile and are sRGB;
 * alpha (``RGBA``, ``LA``, ``PA``): the alpha channel is dropped with a warning (opaque
   images drop it silently);
 * multi-frame files: the first frame is coded, with a warning;
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from codec.bitstream import MAX_PIXELS
 from codec.errors import ConversionWarning, InputError
@@ -76,6 +79,8 @@ def _from_pil(image: Image.Image) -> LoadedImage:
         return _from_pil(image) if image.mode == "RGBA" else LoadedImage(np.array(image, dtype=np.uint8), False)
     if mode in _GRAY_MODES:
         return LoadedImage(_gray_to_rgb(_pil_array(image), mode), True)
+    if mode in ("RGB", "CMYK") and image.info.get("icc_profile"):
+        image, mode = _to_srgb(image), "RGB"
     if mode in ("CMYK", "YCbCr"):
         if mode == "CMYK":
             _warn("CMYK image converted to RGB (naive conversion, no ICC profile)")
@@ -106,14 +111,39 @@ def _pil_array(image: Image.Image) -> np.ndarray:
     return out
 
 
+#: The profile every decoded image is in (none is embedded): what other profiles convert to.
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """``image`` (RGB or CMYK) converted from its embedded ICC profile to sRGB, with a warning;
+    unchanged if the profile is sRGB already; an unreadable profile is ignored with a warning."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        name = (ImageCms.getProfileDescription(profile) or "").strip() or "unnamed"
+        if "srgb" in name.lower():
+            return image
+        converted = ImageCms.profileToProfile(image, profile, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as err:
+        _warn(f"unreadable ICC profile ignored ({str(err).strip() or type(err).__name__})")
+        return image
+    _warn(f"colours converted from the ICC profile {name!r} to sRGB")
+    return converted
+
+
+def _to_8_bits(array: np.ndarray, what: str) -> np.ndarray:
+    """Samples of 0..65535 as uint8, ``round(v * 255 / 65535)`` (so ``v * 257`` gives ``v`` back), with a warning."""
+    if array.size and (array.min() < 0 or array.max() > 65535):
+        raise InputError(f"{what} outside 0..65535 are not supported")
+    _warn(f"{what} reduced to 8 bits (0..65535 scaled to 0..255)")
+    return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def _gray_to_rgb(array: np.ndarray, mode: str) -> np.ndarray:
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     elif array.dtype != np.uint8:
-        if array.size and (array.min() < 0 or array.max() > 65535):
-            raise InputError(f"{mode} image with samples outside 0..65535 is not supported")
-        _warn(f"{array.dtype.itemsize * 8}-bit samples reduced to 8 bits")
-        array = (array.astype(np.uint32) + 128 >> 8).clip(0, 255).astype(np.uint8)
+        array = _to_8_bits(array, f"16-bit {mode} samples")
     return np.repeat(array[:, :, None], 3, axis=2)
 
 
@@ -126,9 +156,10 @@ def _from_array(array: np.ndarray) -> LoadedImage:
         return LoadedImage(_gray_to_rgb(array, "array"), True)
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise InputError(f"array of shape {array.shape} is not an image: expected HxW, HxWx3 or HxWx4")
-    if array.dtype == np.uint16:
-        _warn("16-bit samples reduced to 8 bits")
-        array = ((array.astype(np.uint32) + 128) >> 8).clip(0, 255).astype(np.uint8)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype.kind == "u" and array.dtype.itemsize == 2:  # either byte order
+        array = _to_8_bits(array, "16-bit samples")
     elif array.dtype != np.uint8:
         raise InputError(f"array dtype {array.dtype} not supported: pass uint8 (or uint16) samples")
     if array.shape[2] == 1:
@@ -142,16 +173,15 @@ def _from_array(array: np.ndarray) -> LoadedImage:
 
 def _open(file: Any, label: str, check_size: SizeCheck | None) -> LoadedImage:
     try:
-        with warnings.catch_warnings():
-            if check_size is not None:  # the caller's limit replaces Pillow's decompression-bomb guess
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _pillow_pixel_limit(check_size is not None), Image.open(file) as image:
-                if check_size is not None:
-                    check_size(*image.size)  # from the header: before any pixel is decoded
-                if image.mode in ("RGB", "RGBA") and any(";16" in str(tile[3]) for tile in image.tile):
-                    _warn(f"16-bit {image.mode} samples reduced to 8 bits (Pillow keeps the high byte)")
-                image.load()
-                return _from_pil(image)
+        with _pillow_pixel_limit(check_size is not None):  # the caller's limit replaces Pillow's guess
+            image = Image.open(file)  # where Pillow checks the size; the pixels are decoded below
+        with image:
+            if check_size is not None:
+                check_size(*image.size)  # from the header: before any pixel is decoded
+            if image.mode in ("RGB", "RGBA") and any(";16" in str(tile[3]) for tile in image.tile):
+                _warn(f"16-bit {image.mode} samples reduced to 8 bits (Pillow keeps the high byte)")
+            image.load()
+            return _from_pil(image)
     except UnidentifiedImageError:
         raise InputError(f"{label}: not a readable image (no format Pillow reads)") from None
     except Image.DecompressionBombError as err:
@@ -166,7 +196,9 @@ def _open(file: Any, label: str, check_size: SizeCheck | None) -> LoadedImage:
 
 @contextmanager
 def _pillow_pixel_limit(lifted: bool):
-    """Lift Pillow's decompression-bomb limit inside (when the caller checks sizes itself)."""
+    """Lift Pillow's decompression-bomb limit inside (when the caller checks sizes itself): no
+    error and no warning (Pillow checks nothing when the limit is None). Held only around
+    ``Image.open``, so concurrent loads wait for each other's header, not their pixels."""
     if not lifted:
         yield
         return
@@ -194,6 +226,10 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
     elif check_size is not None and isinstance(source, np.ndarray) and source.ndim >= 2:
         check_size(source.shape[1], source.shape[0])
     if isinstance(source, Image.Image):
+        try:
+            source.load()  # a closed or truncated lazily opened image fails here, in one line
+        except (OSError, ValueError, SyntaxError) as err:
+            raise InputError(f"the PIL image cannot be read ({err})") from None
         loaded = _from_pil(source)
     elif isinstance(source, np.ndarray):
         loaded = _from_array(source)

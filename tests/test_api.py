@@ -214,10 +214,12 @@ print(compressai.get_entropy_coder(), compressai.datasets.__name__, scipy.stats.
 """
 
 
-def test_encode_and_decode_import_only_what_they_use(tiny_weights):
+def test_encode_and_decode_import_only_what_they_use():
     """No torchvision, scipy.stats or compressai.datasets/models (seconds of import, see
-    codec.entropy._import_compressai); all of compressai still works afterwards."""
-    out = subprocess.run([sys.executable, "-c", _LEAN_IMPORT, str(tiny_weights)], capture_output=True, text=True)
+    codec.entropy._import_compressai), nor torch._dynamo (the shape check of weights files from
+    outside the package builds on the meta device, which imports it); all of compressai still
+    works afterwards."""
+    out = subprocess.run([sys.executable, "-c", _LEAN_IMPORT, "walloc"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     imported, full = out.stdout.strip().splitlines()[-2:]
     assert imported == "[]", f"imported at start: {imported} (has compressai/__init__.py changed shape?)"

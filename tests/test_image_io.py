@@ -35,8 +35,8 @@ def test_grayscale_is_flagged_without_warning():
 def test_sixteen_bit_is_reduced_with_warning():
     gray = (np.arange(12, dtype=np.uint16) * 5000).reshape(3, 4)
     loaded, warned = _load_quiet(gray)
-    assert loaded.grayscale and any("16-bit" in w for w in warned)
-    assert loaded.rgb[2, 3, 0] == round(55000 / 256)
+    assert loaded.grayscale and any("reduced to 8 bits (0..65535 scaled to 0..255)" in w for w in warned)
+    assert loaded.rgb[2, 3, 0] == round(55000 * 255 / 65535)
 
 
 def test_alpha_dropped_with_warning_only_when_not_opaque():
@@ -139,7 +139,7 @@ def test_large_images_convert_in_strips_with_the_same_pixels(tmp_path, monkeypat
     sixteen = (rng.integers(0, 65536, (9, 4))).astype(np.uint16)
     Image.fromarray(sixteen).save(tmp_path / "16.png")
     loaded, warned = _load_quiet(tmp_path / "16.png")
-    assert np.array_equal(loaded.rgb[:, :, 0], ((sixteen.astype(np.uint32) + 128) >> 8).clip(0, 255))
+    assert np.array_equal(loaded.rgb[:, :, 0], (sixteen.astype(np.uint32) * 255 + 32767) // 65535)
     assert any("16-bit" in w for w in warned) and loaded.rgb.flags.writeable
 
 

@@ -178,9 +178,7 @@ def check_model(model: str | None, quality: float | None) -> None:
 
     entry = zoo.entry_for(model)
     if isinstance(quality, (int, float)):  # else None, or a rate-control target
-        low, high = entry.quality_range
-        if not low <= quality <= high:
-            raise InputError(f"quality {quality:g} outside the range {low:g}..{high:g} of model {entry.name!r}")
+        zoo.check_quality(quality, entry.quality_range, entry.name)
 
 
 # -- the work, in this process (--jobs 1) or in worker processes ---------------------------------------------------

@@ -6,6 +6,7 @@ time and gain per level: ``docs/effort.md``.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from codec.errors import InputError
@@ -57,8 +58,8 @@ MAX_EFFORT = max(EFFORTS)
 
 def schedule_for(effort: int) -> Schedule | None:
     """The schedule of an effort level (None for 0); InputError for anything but 0..MAX_EFFORT."""
-    if isinstance(effort, bool) or not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
+    if isinstance(effort, bool) or not isinstance(effort, numbers.Integral) or not 0 <= effort <= MAX_EFFORT:
         raise InputError(f"effort must be an integer from 0 to {MAX_EFFORT}, got {effort!r}")
-    return EFFORTS.get(effort)
+    return EFFORTS.get(int(effort))
 
 

@@ -59,7 +59,10 @@ def parse_size(text: str) -> int:
     if not found:
         raise InputError(f"size {text!r} is not a byte count like 20000, 50k or 1.5M")
     scale = {"": 1, "k": 1024, "m": 1024**2}[found.group(2).lower()]
-    count = int(float(found.group(1)) * scale)
+    amount = float(found.group(1)) * scale
+    if not amount < 2**63:
+        raise InputError(f"size {text if len(str(text)) <= 40 else str(text)[:37] + '...'!r} is too large")
+    count = int(amount)
     if count < 1:
         raise InputError(f"size {text!r} is less than one byte: give a byte count like 20000, 50k or 1.5M")
     return count

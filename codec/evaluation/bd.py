@@ -16,7 +16,10 @@ METHOD = "akima"
 
 
 def clean_curve(rates: Sequence[float], dists: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Finite points sorted by distortion, keeping only those where rate and distortion both increase."""
+    """Finite points sorted by distortion, keeping only those where rate and distortion both
+    increase; ValueError if there are not as many rates as distortions."""
+    if len(rates) != len(dists):
+        raise ValueError(f"a curve needs one distortion per rate, got {len(rates)} rates and {len(dists)} distortions")
     pts = sorted((d, r) for r, d in zip(rates, dists)
                  if r is not None and d is not None and math.isfinite(r) and math.isfinite(d) and r > 0)
     kept: list[tuple[float, float]] = []

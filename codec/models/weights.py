@@ -12,11 +12,29 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from codec.errors import CodecError, InputError
 from codec.fileio import atomic_write
 from codec.models import ARCHITECTURES, VariableRateModel
+
+#: Largest integer a weights file's config may hold (widths, block counts, levels): far above
+#: any trained model's, low enough that a forged config cannot ask for an unbounded allocation.
+MAX_CONFIG_INTEGER = 1024
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device a name means; InputError if unknown or if CUDA is asked for but absent."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but no CUDA GPU is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r}: use 'cpu' or 'cuda'")
+    return dev
 
 
 def build_model(architecture: str, config: dict) -> VariableRateModel:
@@ -58,12 +76,16 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateMo
     Every way a file can be unusable (not safetensors, unknown architecture, a config the
     architecture does not take, tensors of other names or shapes) is one InputError.
     """
-    from codec.zoo import describe
+    from codec.zoo import WEIGHTS_DIR, describe
 
+    target = check_device(device)
     entry = describe(path)
+    _check_config_integers(path, entry.config)
+    if Path(path).resolve().parent != WEIGHTS_DIR.resolve():  # the package's own weights are trusted
+        _check_tensor_shapes(path, entry.architecture, entry.config)
     try:
         model = build_model(entry.architecture, entry.config)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError) as err:
         raise InputError(f"{path}: its config does not fit architecture {entry.architecture!r} ({err})") from None
     try:
         tensors = load_file(str(path))
@@ -77,5 +99,61 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateMo
     except (RuntimeError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0]
         raise InputError(f"{path}: its tensors do not match a {entry.architecture} model ({first})") from None
+    _check_entropy_tables(path, model)
     model.weights_hash = entry.weights_hash
-    return model.eval().to(torch.device(device))
+    return model.eval().to(target)
+
+
+def _check_config_integers(path: str | os.PathLike, config: dict) -> None:
+    """InputError if a config integer is negative or above :data:`MAX_CONFIG_INTEGER`."""
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_CONFIG_INTEGER:
+            raise InputError(f"{path}: config {key} = {value} is outside 0..{MAX_CONFIG_INTEGER}")
+
+
+def _check_tensor_shapes(path: str | os.PathLike, architecture: str, config: dict) -> None:
+    """InputError unless the file holds exactly the tensors (names, shapes) the config builds.
+
+    The model is built on the ``meta`` device, so nothing is allocated before the file is known
+    to hold every weight the config asks for (a forged config could ask for terabytes). That
+    costs about a second once per process (torch imports its meta kernels), so the weights
+    shipped in the package skip it. The entropy models' table buffers are sized by
+    the file (compressai's layout), so only their presence is checked. An architecture that
+    cannot be built on ``meta`` (compressai's GDN makes a CPU buffer) is left to
+    ``load_state_dict``; its config integers are bounded all the same.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(architecture, config)
+    except InputError:
+        raise InputError(f"{path}: its config does not fit architecture {architecture!r}") from None
+    except RuntimeError:
+        return
+    expected = {key: tuple(t.shape) for key, t in skeleton.state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
+        raise InputError(f"{path}: cannot read its tensors ({err})") from None
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    if missing or unexpected:
+        what = f"no tensor {missing[0]}" if missing else f"an unexpected tensor {unexpected[0]}"
+        raise InputError(f"{path}: its tensors do not match a {architecture} model ({what})")
+    for key, shape in expected.items():
+        if shape != found[key] and 0 not in shape:
+            raise InputError(f"{path}: its tensors do not match a {architecture} model "
+                             f"(tensor {key} has shape {list(found[key])}, the config makes {list(shape)})")
+
+
+def _check_entropy_tables(path: str | os.PathLike, model: VariableRateModel) -> None:
+    """InputError unless every entropy model's CDF tables are valid (what the coders require)."""
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+
+    from codec.entropy.compressai_models import entropy_tables
+
+    for name, module in model.named_modules():
+        if isinstance(module, (EntropyBottleneck, GaussianConditional)):
+            try:
+                entropy_tables(module)
+            except (RuntimeError, ValueError) as err:
+                raise InputError(f"{path}: the tables of {name} are not usable ({err})") from None

@@ -166,12 +166,18 @@ def all_versions() -> list[ModelEntry]:
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The current version of a shipped model; InputError listing the known names otherwise."""
+    """The current version of a shipped model (``walloc``), or a kept older one by name and hash
+    (``walloc@81a4d606``); InputError listing the known names otherwise."""
     for entry in shipped_models():
         if entry.name == name:
             return entry
+    if "@" in name:
+        for path in WEIGHTS_DIR.glob("*@*.safetensors"):
+            if path.stem == name:
+                return describe(path)
     known = ", ".join(e.name for e in shipped_models()) or "none installed"
-    raise InputError(f"unknown model {name!r}; shipped: {known}, or pass a .safetensors weights file")
+    raise InputError(f"unknown model {name!r}; shipped: {known} (older versions as NAME@HASH, listed by "
+                     "`codec models --all`), or pass a .safetensors weights file")
 
 
 def find_version(name: str, weights_hash: bytes) -> ModelEntry | None:
@@ -195,17 +201,37 @@ def entry_for(model: str | os.PathLike) -> ModelEntry:
     return entry
 
 
-_loaded: dict[tuple[str, str], Any] = {}
+def check_quality(quality: Any, quality_range: tuple[float, float], name: str) -> float:
+    """``quality`` as a float inside the model's range; InputError for anything else (a string,
+    a bool, a number out of range or too large for a float, NaN)."""
+    low, high = quality_range
+    if isinstance(quality, (bool, str, bytes)):
+        raise InputError(f"quality must be a number, got {quality!r}")
+    try:
+        value = float(quality)
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(quality) if len(repr(quality)) <= 40 else repr(quality)[:37] + "..."
+        raise InputError(f"quality must be a number, got {shown}") from None
+    if not low <= value <= high:
+        raise InputError(f"quality {value:.10g} outside the range {low:g}..{high:g} of model {name!r}")
+    return value
+
+
+_loaded: dict[tuple, Any] = {}
 _lock = threading.Lock()
 
 
 def load_model(entry: ModelEntry, device: str = "cpu"):
-    """The network of a catalogue entry, in eval mode on ``device`` (cached)."""
+    """The network of a catalogue entry, in eval mode on ``device`` (cached by path, device and
+    the file's size and modification time, so a file rewritten in place is loaded again)."""
     from codec.models.weights import load_weights
 
-    key = (str(entry.path.resolve()), str(device))
+    stat = entry.path.stat()
+    key = (str(entry.path.resolve()), str(device), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     with _lock:
         if key not in _loaded:
+            for stale in [k for k in _loaded if k[:2] == key[:2]]:  # the file was rewritten
+                del _loaded[stale]
             net = load_weights(entry.path, device=device)
             net.name = entry.name
             _loaded[key] = net
@@ -213,4 +239,4 @@ def load_model(entry: ModelEntry, device: str = "cpu"):
 
 
 __all__ = ["FAMILIES", "Family", "MEASURED_FILE", "ModelEntry", "WEIGHTS_DIR", "all_versions", "describe", "entry_for",
-           "find_version", "load_model", "model_entry", "model_name", "read_metadata", "shipped_models"]
+           "check_quality", "find_version", "load_model", "model_entry", "model_name", "read_metadata", "shipped_models"]
