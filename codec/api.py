@@ -466,8 +466,10 @@ def file_bytes(data: Any) -> bytes | bytearray | memoryview:
     """``data`` if it is a file's bytes; InputError otherwise (a path names how to read it)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         return data
-    if isinstance(data, (str, os.PathLike)):
+    if isinstance(data, os.PathLike) or isinstance(data, str) and len(data) <= 4096 and data.isprintable():
         raise InputError(f"decode takes a file's bytes, not its path: open({str(data)!r}, 'rb').read()")
+    if isinstance(data, str):
+        raise InputError("decode takes a file's bytes, got a str: read the file in binary mode ('rb')")
     raise InputError(f"decode takes a file's bytes, got {type(data).__name__}")
 
 

@@ -237,8 +237,12 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
         if not os.fspath(source):
             raise InputError("empty path: name an image file")
         path = Path(source)
-        if not path.is_file():
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not an image file")
+        if not path.exists():
             raise InputError(f"{path}: no such file")
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file (a device or a pipe)")
         loaded = _open(path, str(path), check_size)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         loaded = _open(io.BytesIO(bytes(source)), "the input bytes", check_size)

@@ -37,7 +37,8 @@ def checked_tile(size: tuple[int, int]) -> tuple[int, int]:
     rows, columns = (int(n) for n in size)
     for side in (rows, columns):
         if not MIN_TILE <= side <= MAX_TILE:
-            raise ValueError(f"tile sides must be {MIN_TILE} to {MAX_TILE} pixels, got {rows}x{columns}")
+            shown = f"{rows}x{columns}" if max(abs(rows), abs(columns)) < 10**9 else "a side of more digits than fit here"
+            raise ValueError(f"tile sides must be {MIN_TILE} to {MAX_TILE} pixels, got {shown}")
     return rows, columns
 
 

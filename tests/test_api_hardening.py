@@ -231,3 +231,19 @@ def test_bd_rate_refuses_curves_of_unequal_lengths():
 
     with pytest.raises(ValueError, match="one distortion per rate"):
         bd_rate([0.1, 0.2, 0.4], [30, 32], [0.1, 0.2], [30, 32])
+
+
+def test_paths_that_are_not_image_files_are_named_for_what_they_are(tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        codec.encode(str(tmp_path))
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(InputError, match="not a regular file"):
+            codec.encode("/dev/zero")
+    with pytest.raises(InputError, match="no such file"):
+        codec.encode(str(tmp_path / "missing.png"))
+
+
+def test_decode_of_text_that_is_not_a_path_does_not_echo_it():
+    with pytest.raises(InputError, match="got a str: read the file in binary mode") as caught:
+        codec.decode("\x89LIC\x02" + "\x00garbage" * 100)
+    assert "garbage" not in str(caught.value)
