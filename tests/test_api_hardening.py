@@ -247,3 +247,14 @@ def test_decode_of_text_that_is_not_a_path_does_not_echo_it():
     with pytest.raises(InputError, match="got a str: read the file in binary mode") as caught:
         codec.decode("\x89LIC\x02" + "\x00garbage" * 100)
     assert "garbage" not in str(caught.value)
+
+
+def test_the_same_weights_always_make_the_same_file(tmp_path, tiny_weights):
+    """The file's hash names the weights in every bitstream: two exports of one model must be one file."""
+    from codec.models.weights import load_weights, save_weights
+
+    model, entry = load_weights(tiny_weights), zoo.describe(tiny_weights)
+    extra = {f"key{i}": i for i in range(12)}  # safetensors writes metadata keys in a random order
+    hashes = {save_weights(model, tmp_path / f"w{i}.safetensors", "walloc", entry.config, extra) for i in range(4)}
+    assert len(hashes) == 1
+    assert (tmp_path / "w0.safetensors").read_bytes() == (tmp_path / "w3.safetensors").read_bytes()

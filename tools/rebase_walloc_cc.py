@@ -16,7 +16,8 @@ import argparse
 import json
 
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+from codec.models.weights import write_safetensors
 
 
 def main() -> int:
@@ -43,7 +44,7 @@ def main() -> int:
         config = json.loads(metadata.get("config", "{}"))
         metadata["config"] = json.dumps({**config, **base_config}, sort_keys=True)
         shared = len(base_keys & set(cc.keys()))
-    save_file(tensors, args.out, metadata=metadata)
+    write_safetensors(tensors, args.out, metadata)
     print(f"{args.out}: {shared} tensors from {args.walloc}, {len(tensors) - shared} from {args.walloc_cc}")
     return 0
 

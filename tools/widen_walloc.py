@@ -20,9 +20,8 @@ import re
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-from codec.models.weights import build_model
+from codec.models.weights import build_model, write_safetensors
 
 NEW_WEIGHT_SCALE = 0.5  # the new rows' standard deviation, relative to the old rows' own
 
@@ -93,7 +92,7 @@ def main() -> int:
     blocks = config["decoder_blocks"] if args.decoder_blocks is None else args.decoder_blocks
     wide, wide_config = widen(tensors, config, channels, blocks, args.seed, args.hyper_channels)
     metadata["config"] = json.dumps(wide_config, sort_keys=True)
-    save_file(wide, args.out, metadata=metadata)
+    write_safetensors(wide, args.out, metadata)
     print(f"{args.out}: decoder {config['decoder_channels']} -> {channels} channels, "
           f"{config['decoder_blocks']} -> {blocks} blocks, hyperprior {config.get('hyper_channels', 64)} -> "
           f"{wide_config['hyper_channels']} channels")

@@ -7,13 +7,15 @@ stored too, so the encoder and decoder always code with bit-identical tables.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from codec.errors import CodecError, InputError
 from codec.fileio import atomic_write
@@ -56,12 +58,27 @@ def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     metadata = {"architecture": architecture, "config": json.dumps(config, sort_keys=True)}
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
+    return write_safetensors(state, path, metadata)
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> str:
+    """Write ``tensors`` and ``metadata`` as a safetensors file, atomically and byte-for-byte the
+    same for the same input (:func:`canonical_safetensors`); returns its SHA-256."""
+    blob = canonical_safetensors(save(tensors, metadata=metadata))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
-    from codec.fileio import file_sha256
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
+    return hashlib.sha256(blob).hexdigest()
 
-    return file_sha256(path)
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """``blob`` (a safetensors file) with its JSON header's keys sorted: safetensors writes the
+    metadata in a random order, and the same weights must always make the same file, since the
+    file's hash names the weights in every bitstream. The tensor data is left as it is."""
+    (length,) = struct.unpack("<Q", blob[:8])
+    header = json.dumps(json.loads(blob[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # safetensors aligns the data to 8 bytes
+    return struct.pack("<Q", len(header)) + header + blob[8 + length:]
 
 
 def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
