@@ -347,9 +347,9 @@ def _model_for(header: bitstream.Header, model: str | os.PathLike | VariableRate
             if header.model in {e.name for e in zoo.shipped_models()}:
                 raise BitstreamError(
                     f"file was coded with weights of model {header.model!r} (hash {header.weights_hash.hex()}) "
-                    "that this version does not ship; pass that weights file as the model")
+                    "that this version does not ship; pass that weights file as the model (--model FILE)")
             raise BitstreamError(f"file was coded with unknown model {header.model!r}; "
-                                 "pass its weights file as the model")
+                                 "pass its weights file as the model (--model FILE)")
         model = entry.path
     net = resolve_model(model, device)
     if net.weights_hash != header.weights_hash:

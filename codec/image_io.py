@@ -4,8 +4,8 @@ The codec codes 8-bit RGB. Other inputs are handled explicitly (docs/formats.md)
 
 * grayscale (``L``, ``1``, 16-bit ``I;16``/``I``): coded as RGB with equal channels and
   decoded back to grayscale; 16-bit samples are reduced to 8 bits with a warning;
-* palette (``P``) and ``CMYK``: converted to RGB with a warning (CMYK without an ICC
-  profile: a naive conversion); ``YCbCr`` converted to RGB silently;
+* palette (``P``) and ``YCbCr``: converted to RGB (nothing is lost: no warning);
+  ``CMYK``: converted with a warning (without an ICC profile: a naive conversion);
 * an embedded ICC profile other than sRGB (Display P3, Adobe RGB, a CMYK press profile):
   the pixels are converted to sRGB with it (Pillow's LittleCMS, perceptual intent), with a
   warning, since decoded images carry no profile and are sRGB;
@@ -73,8 +73,7 @@ def _from_pil(image: Image.Image) -> LoadedImage:
             _warn(f"{mode} image: the alpha channel is not coded and was dropped")
         image = image.convert("L" if mode == "LA" else "RGB")
         mode = image.mode
-    if mode == "P":
-        _warn("palette image converted to RGB")
+    if mode == "P":  # to RGB loses nothing: no warning (a transparent entry becomes alpha, which warns)
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         return _from_pil(image) if image.mode == "RGBA" else LoadedImage(np.array(image, dtype=np.uint8), False)
     if mode in _GRAY_MODES:
@@ -261,6 +260,8 @@ def load_image(source: Any, check_size: SizeCheck | None = None) -> LoadedImage:
 #: RGB or grayscale image at its size (not GIF's palette, ICO's or ICNS's fixed sizes, nor the
 #: formats Pillow registers but cannot write from RGB, such as XBM, MSP or HDF5).
 OUTPUT_FORMATS = ("PNG", "TIFF", "BMP", "DIB", "PPM", "TGA", "SGI", "PCX", "IM", "WEBP", "JPEG", "JPEG2000", "AVIF")
+#: Of those, the ones Pillow writes lossily by default: the decoded pixels are coded again.
+LOSSY_OUTPUT_FORMATS = ("JPEG", "WEBP", "AVIF")
 
 
 #: Bytes of a stream read before its image format must be known (:func:`read_image_stream`).
@@ -279,6 +280,8 @@ def read_image_stream(stream: Any, label: str = "standard input") -> bytes:
     pipe is refused instead of filling the memory. The bytes are decoded later, by
     :func:`load_image`."""
     data = bytearray(stream.read(IDENTIFY_BYTES))
+    if not data:
+        raise InputError(f"{label} is empty")
     width = height = None
     try:
         with _pillow_pixel_limit(True), warnings.catch_warnings():

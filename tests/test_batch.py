@@ -117,13 +117,17 @@ def test_refusals_come_before_any_work(tmp_path, photos, tiny_weights, capsys, m
         (["encode", str(folder), "-o", str(extra)], "is a file"),
         (["encode", str(folder), "-o", out, "--model", str(tiny_weights), "--quality", "100"], "outside the range"),
         (["decode", str(tmp_path / "bins"), "-o", out, "--format", "nope"], "unknown image extension"),
-        (["encode", str(extra), str(tmp_path / "x.bin"), "--jobs", "2"], "needs -o OUTDIR"),
+        (["encode", str(extra), "-o", str(tmp_path / "x.bin")], "looks like a file name"),
+        (["decode", str(tmp_path / "bins"), "-o", str(tmp_path / "x.png")], "looks like a file name"),
     ]
     for args, message in cases:
         assert main(args) == 1, args
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, (args, err)
-    assert not (tmp_path / "out").exists() and not (tmp_path / "x.bin").exists()
+    with pytest.raises(SystemExit) as usage:  # a usage error: the usage lines, then the message
+        main(["encode", str(extra), str(tmp_path / "x.bin"), "--jobs", "2"])
+    assert usage.value.code == 2 and "needs -o OUTDIR" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.bin").exists() and not (tmp_path / "x.png").exists()
 
 
 def test_existing_outputs_are_overwritten_or_skipped(tmp_path, tiny_weights, capsys):

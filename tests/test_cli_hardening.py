@@ -322,3 +322,29 @@ def test_eval_cache_must_be_a_cache(tmp_path, capsys):
     notes.write_text("my notes\n")
     assert "not a cache" in _one_error(capsys, "eval", [tmp_path / "x", "--cache", notes, "--out", tmp_path / "o"])
     assert notes.read_text() == "my notes\n"
+
+
+def test_binary_output_to_a_terminal_is_refused(tmp_path, photo, tiny_weights, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    err = _one_error(capsys, "encode", [photo, "-", "--model", tiny_weights])
+    assert "standard output is a terminal" in err
+
+
+def test_an_output_with_a_trailing_slash_is_not_taken_as_a_file(tmp_path, photo, tiny_weights, capsys):
+    err = _one_error(capsys, "encode", [photo, f"{tmp_path / 'out'}/", "--model", tiny_weights])
+    assert "ends with a slash" in err and not (tmp_path / "out").exists()
+
+
+def test_a_misplaced_option_is_named_by_its_subcommand(photo, capsys):
+    with pytest.raises(SystemExit) as usage:
+        main(["encode", str(photo), "x.bin", "--bogus"])
+    err = capsys.readouterr().err
+    assert usage.value.code == 2 and "codec encode: error: unrecognized arguments: --bogus" in err
+
+
+def test_short_flags(tmp_path, photo, tiny_weights):
+    long = tmp_path / "long.bin"
+    short = tmp_path / "short.bin"
+    assert main(["encode", str(photo), str(long), "--model", str(tiny_weights), "--quality", "2.5", "--effort", "0"]) == 0
+    assert main(["encode", str(photo), str(short), "-m", str(tiny_weights), "-q", "2.5", "-e", "0"]) == 0
+    assert long.read_bytes() == short.read_bytes()

@@ -48,9 +48,10 @@ def test_alpha_dropped_with_warning_only_when_not_opaque():
     assert loaded.rgb.shape == (4, 4, 3) and any("alpha" in w for w in warned)
 
 
-def test_palette_and_cmyk_convert_with_warning():
+def test_palette_converts_silently_and_cmyk_with_warning():
     palette = Image.new("P", (5, 5), 3)
-    assert any("palette" in w for w in _load_quiet(palette)[1])
+    loaded, warned = _load_quiet(palette)
+    assert not warned and np.array_equal(loaded.rgb, np.asarray(palette.convert("RGB")))
     cmyk = Image.new("CMYK", (5, 5), (0, 255, 0, 0))
     loaded, warned = _load_quiet(cmyk)
     assert any("CMYK" in w for w in warned) and tuple(loaded.rgb[0, 0]) == (255, 0, 255)

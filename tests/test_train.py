@@ -307,3 +307,20 @@ def test_offsets_fit_changes_only_the_table(trained):
     assert after["reconstruction.offsets"].abs().sum() > 0
     moved = [k for k in before if not k.endswith(("_cdf", "_offset", "_length")) and not torch.equal(before[k], after[k])]
     assert moved == []
+
+
+def test_a_folder_that_holds_a_run_is_refused_without_resume(trained):
+    root, data, config = trained
+    before = (root / "a" / "last.pt").stat().st_mtime_ns
+    result = _train("train", "--config", str(config), "--data", str(data), "--threads", "1", "--out", str(root / "a"))
+    assert result.returncode == 1 and "already holds a run (last.pt): --resume goes on from it" in result.stderr
+    assert (root / "a" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_a_log_gets_a_line_per_checkpoint_and_no_bar_frames(setup, tmp_path):
+    _, data, config = setup
+    result = _train("train", "--config", str(config), "--data", str(data), "--threads", "1",
+                    "--out", str(tmp_path / "run"), "--steps", "3")
+    assert result.returncode == 0, result.stderr
+    assert "step 3/3: " in result.stdout and f"checkpoint {tmp_path / 'run' / 'last.pt'} at step 3" in result.stdout
+    assert "step/s]" not in result.stderr and "img/s]" not in result.stderr  # tqdm frames

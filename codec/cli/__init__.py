@@ -27,13 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"codec.cli.{name}").register(subparsers)
+    for sub in subparsers.choices.values():  # so that a misplaced option is reported by its subcommand
+        sub.set_defaults(parser=sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `codec` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage and name, not the top level's
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -42,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codec: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader of standard output stopped (`codec info f.bin | head -1`): quietly
+    except BrokenPipeError:  # the reader of standard output stopped (`codec info f.bin | head -1`): quietly,
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        return 1
+        return 128 + 13  # with the status of a tool killed by SIGPIPE, as `cat` and `yes` end there
     except (CodecError, OSError) as err:
         print(f"codec {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -78,9 +78,13 @@ def check_output(output: str, inputs: list[str], kind: str) -> None:
     The output may not be one of ``inputs``, a folder, or in a folder that does not exist.
     """
     if output == STDIO:
+        if sys.stdout is not None and sys.stdout.isatty():
+            raise InputError("standard output is a terminal: redirect it (> FILE) or name an OUTPUT file")
         return
     if kind not in ("image", "bitstream", "bitstream_any"):
         raise ValueError(f"unknown output kind {kind!r}")
+    if output.endswith(("/", os.sep)):
+        raise InputError(f"output {output} ends with a slash: name a file, or use -o OUTDIR for a folder")
     dst = Path(output)
     if dst.is_dir():
         raise InputError(f"output {dst} is a folder; give a file name")
@@ -101,6 +105,15 @@ def check_output(output: str, inputs: list[str], kind: str) -> None:
         if dst.suffix.lower() in Image.registered_extensions():
             raise InputError(f"output {dst}: a codec file under an image extension would not open as an image; "
                              f"use {BITSTREAM_SUFFIX}")
+
+
+def warn_if_lossy(command: str, fmt: str) -> None:
+    """One stderr warning when decoded images are written in a lossy format (JPEG, WebP, AVIF)."""
+    from codec.image_io import LOSSY_OUTPUT_FORMATS
+
+    if fmt in LOSSY_OUTPUT_FORMATS:
+        print(f"codec {command}: warning: {fmt} output codes the decoded pixels again, lossily (Pillow's "
+              "default quality); .png keeps them", file=sys.stderr)
 
 
 def write_output(path: str, write: Callable[[str], object]) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.cli._common import BITSTREAM_SUFFIX, STDIO, check_writable, count_of, read_bitstream
+from codec.cli._common import BITSTREAM_SUFFIX, STDIO, check_writable, count_of, read_bitstream, warn_if_lossy
 from codec.errors import CodecWarning, InputError
 
 #: Options that only mean something with ``-o OUTDIR`` (name as given on the command line, attribute).
@@ -46,7 +46,7 @@ def add_batch_options(parser, kind: str) -> None:
                              "before any work. A file that fails is listed at the end (exit status 1); the "
                              "others are still written. The total's files/s is over the whole run, model "
                              "loading included")
-    parser.add_argument("--jobs", type=count_of("jobs", "--jobs"), default=None, metavar="N",
+    parser.add_argument("-j", "--jobs", type=count_of("jobs", "--jobs"), default=None, metavar="N",
                         help="batch mode: code N files at once in N worker processes, each loading the model "
                              "once and using one torch thread (default 1: in this process). Output bytes do "
                              "not depend on N")
@@ -76,11 +76,11 @@ def dispatch(command: str, args, code_one: Callable[..., int], what: str) -> int
 
 
 def refuse_batch_options(args) -> None:
-    """InputError when a batch-only option is given in the single-file form."""
+    """A usage error (exit status 2) when a batch-only option is given in the single-file form."""
     for option, attribute in BATCH_ONLY.items():
         if getattr(args, attribute, None) not in (None, False):
-            raise InputError(f"{option} needs -o OUTDIR (batch mode); "
-                             "without -o the command codes one INPUT into one OUTPUT")
+            args.parser.error(f"{option} needs -o OUTDIR (batch mode); "
+                              "without -o the command codes one INPUT into one OUTPUT")
 
 
 # -- planning: every check before any work --------------------------------------------------------------------------
@@ -127,6 +127,9 @@ def plan(inputs: Sequence[str], outdir: str, suffix: str) -> list[Task]:
         raise InputError(f"output folder {out} is a file")
     if not out.exists() and not out.parent.is_dir():
         raise InputError(f"output folder {out}: its parent {out.parent} does not exist")
+    if not out.exists() and out.suffix.lower() in image_extensions() | {BITSTREAM_SUFFIX}:
+        raise InputError(f"-o names an output folder, and {out} looks like a file name: to code one file, "
+                         f"give INPUT OUTPUT without -o")
     tasks: list[Task] = []
     by_target: dict[str, str] = {}
     for source in inputs:
@@ -323,6 +326,8 @@ def run_batch(command: str, paths: Sequence[str], outdir: str, *, model: str | N
         except InputError as err:
             raise InputError(f"--format {suffix[1:]}: {str(err).split(': ', 1)[1]}") from None
     tasks = plan(inputs, outdir, suffix)
+    if command == "decode":
+        warn_if_lossy(command, fmt)
     check_model(model, quality)
     exists = {t for t in tasks if skip_existing and os.path.exists(t.target)}
     skipped = [t for t in tasks if t in exists]

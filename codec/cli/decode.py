@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from codec.cli._common import (add_device, check_input, check_output, progress_wanted, read_bitstream,
-                               status_stream, timed, write_output)
+                               status_stream, timed, warn_if_lossy, write_output)
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
                    help="without -o: INPUT OUTPUT, the bitstream file (or - for standard input) and the image "
                         "to write (written atomically), e.g. out.png, or - for PNG on stdout. "
                         "With -o: .bin files, or folders of them")
-    p.add_argument("--model", default=None, help="weights file, for files coded with weights that do not ship")
+    p.add_argument("-m", "--model", default=None, help="weights file, for files coded with weights that do not ship")
     add_device(p)
     add_batch_options(p, "decode")
     p.set_defaults(func=run, parser=p)
@@ -48,6 +48,7 @@ def decode_one(args: argparse.Namespace) -> int:
     check_output(args.output, [args.input], "image")
     data = read_bitstream(args.input)
     fmt = "PNG" if args.output == "-" else image_format(args.output)
+    warn_if_lossy("decode", fmt)
     if fmt == "PNG":  # written as the bands are decoded: the image is never held whole
         decoded: list[tuple[int, int, str]] = []
 

@@ -27,19 +27,24 @@ def register(subparsers) -> None:
                    help="without -o: INPUT OUTPUT, the image to compress (or - for standard input) and the "
                         "bitstream file to write (written atomically; not an image extension; or -). "
                         "With -o: images, or folders of images")
-    p.add_argument("--model", default="walloc", help="shipped model name or a .safetensors weights file (default walloc)")
+    p.add_argument("-m", "--model", default="walloc",
+                   help="shipped model name (`codec models`), NAME@HASH for kept older weights, or a .safetensors "
+                        "weights file (default walloc)")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=float, default=None, help="rate/quality trade-off, fractional allowed (see `codec models`)")
+    rate.add_argument("-q", "--quality", type=float, default=None,
+                      help="rate/quality trade-off, 1 (fewest bits) to 6 for the shipped models, fractional allowed "
+                           "(default: the model's, 3 for the shipped ones)")
     rate.add_argument("--bpp", type=target_value("bpp"), default=None, metavar="B",
                       help="largest quality whose file is at most B bits per pixel")
     rate.add_argument("--size", type=target_value("size"), default=None, metavar="BYTES",
-                      help="largest quality whose file is at most BYTES (e.g. 20000, 50k, 1.5M)")
+                      help="largest quality whose file is at most BYTES (e.g. 20000, 50k, 1.5M; k and M are "
+                           "1024 and 1024^2 bytes, also written KiB, MiB)")
     rate.add_argument("--psnr", type=target_value("psnr"), default=None, metavar="DB",
                       help="smallest quality whose decoded PSNR-RGB is at least DB")
     p.add_argument("--best-effort", action="store_true",
                    help="with --bpp/--size/--psnr: if the target is out of reach, write the nearest file with a warning "
                         "(default: a one-line error naming the reachable range)")
-    p.add_argument("--effort", type=effort_level, default=0, metavar="N",
+    p.add_argument("-e", "--effort", type=effort_level, default=0, metavar="N",
                    help=f"0 (default): one pass of the encoder; 1 to {MAX_EFFORT}: refine the latents for this image, "
                         "a smaller file for the same quality at more encoding time (see docs/effort.md)")
     add_device(p)
@@ -100,17 +105,24 @@ def run(args: argparse.Namespace) -> int:
 def encode_one(args: argparse.Namespace) -> int:
     from codec.api import encode
     from codec.bitstream import unpack
+    from codec.encoding.rate_control import Target, encode_to_target
     from codec.image_io import read_image_stream
 
     check_input(args.input)
     check_output(args.output, [args.input], "bitstream")
     source = read_image_stream(sys.stdin.buffer) if args.input == "-" else args.input
+    reached = ""
     with report_conversions("encode"):
-        data, seconds = timed(encode, source, model=args.model, quality=args.quality, device=args.device,
-                              effort=args.effort, progress=progress_wanted())
+        if isinstance(args.quality, Target):  # the search measured what it met: say so for PSNR
+            (data, attempt), seconds = timed(encode_to_target, source, args.model, args.quality, args.device,
+                                             effort=args.effort, progress=progress_wanted())
+            reached = f", PSNR-RGB {attempt.value:.2f} dB" if args.quality.kind == "psnr" else ""
+        else:
+            data, seconds = timed(encode, source, model=args.model, quality=args.quality, device=args.device,
+                                  effort=args.effort, progress=progress_wanted())
     write_output(args.output, lambda target: Path(target).write_bytes(data))
     header, _ = unpack(data)
     bpp = len(data) * 8 / (header.width * header.height)
-    print(f"{args.output}: {len(data)} bytes, {bpp:.4f} bpp ({header.width}x{header.height}, "
+    print(f"{args.output}: {len(data)} bytes, {bpp:.4f} bpp{reached} ({header.width}x{header.height}, "
           f"model {header.model}, quality {header.quality:g}, {seconds:.2f} s)", file=status_stream(args.output))
     return 0

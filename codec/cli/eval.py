@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--anchor", default=None, help="BD-rate anchor curve (default: jpeg)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="FILE.json",
                         help="extra CompressAI-format result JSONs to plot and tabulate")
-    parser.add_argument("--jobs", type=count_of("jobs", "--jobs"), default=1, metavar="N",
+    parser.add_argument("-j", "--jobs", type=count_of("jobs", "--jobs"), default=1, metavar="N",
                         help="worker processes for the classical baselines (default 1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help=f"download cache for named datasets (default: ${CACHE_ENV} or ~/.cache/codec/datasets)")

@@ -21,8 +21,8 @@ def register(subparsers) -> None:
                               description="Encode and decode an image (default: the bundled sample) "
                                           "and print its file size, bpp, PSNR and timings.")
     p.add_argument("image", nargs="?", default=None, help="image (default: bundled astronaut.png)")
-    p.add_argument("--model", default="walloc", help="model name or .safetensors file (default walloc)")
-    p.add_argument("--quality", type=float, default=None, help="quality (default: the model's default)")
+    p.add_argument("-m", "--model", default="walloc", help="model name or .safetensors file (default walloc)")
+    p.add_argument("-q", "--quality", type=float, default=None, help="quality (default: the model's, 3 for the shipped ones)")
     p.add_argument("--save", default=None, metavar="PREFIX", help="also write PREFIX.bin and PREFIX.png")
     add_device(p)
     p.set_defaults(func=run)

@@ -12,18 +12,20 @@ def register(subparsers) -> None:
                               description="Train a variable-rate model from a JSON config; resumable, "
                                           "CPU, one GPU or torchrun. See docs/training.md.")
     p.add_argument("--config", required=True, help="JSON config: architecture, model, train settings")
-    p.add_argument("--data", default="../shared/data/train", help="folder of training photographs")
-    p.add_argument("--out", required=True, help="run folder: last.pt checkpoint, log.csv, snapshots/")
+    p.add_argument("--data", default="../shared/data/train",
+                   help="folder of training photographs (default: ../shared/data/train, from the current folder)")
+    p.add_argument("--out", required=True, help="run folder: last.pt checkpoint, log.csv, snapshots/ "
+                                                 "(a folder that holds a run is refused without --resume)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--init", default="", help="start from these weights (safetensors): fresh optimiser, warm-up "
                    "and cosine from their step to --steps; their training history carries over")
     p.add_argument("--steps", type=non_negative("--steps"), default=0, help="override the config's total steps")
     p.add_argument("--minutes", type=non_negative("--minutes", float), default=0,
                    help="stop cleanly (checkpoint written) after this many minutes of training; 0: no limit")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the crops, qualities and initialisation (default 0)")
     p.add_argument("--threads", type=count_of("threads", "--threads"), default=max(1, os.cpu_count() or 1),
-                   help="CPU threads per process")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+                   help="CPU threads per process (default: the cores)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
     p.add_argument("--workers", type=non_negative("--workers"), default=0, help="data loader worker processes")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (entropy models stay float32)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (helps on GPU)")
@@ -46,8 +48,10 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from codec.cli._common import progress_wanted
     from codec.training.trainer import train
 
+    args.progress = progress_wanted()
     return train(args)
 
 

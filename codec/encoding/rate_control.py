@@ -30,7 +30,7 @@ REFINED_ENCODES = 3
 #: Highest PSNR target accepted: at 100 dB an 8-bit image is all but lossless.
 MAX_PSNR = 100.0
 
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)[bB]?\s*$")
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmM]?)(?:i?[bB])?\s*$")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ class Target:
 
 
 def parse_size(text: str) -> int:
-    """``"50k"`` -> 51200, ``"1.5M"`` -> 1572864, ``"2000"`` -> 2000 (bytes); InputError otherwise."""
+    """``"50k"`` -> 51200, ``"1.5M"`` -> 1572864, ``"2000"`` -> 2000 (bytes; ``k``, ``kB``, ``KiB`` all
+    mean 1024); InputError otherwise."""
     found = _SIZE.match(str(text))
     if not found:
         raise InputError(f"size {text!r} is not a byte count like 20000, 50k or 1.5M")

@@ -288,6 +288,9 @@ def train(args: argparse.Namespace) -> int:
     # Every check of the inputs comes before any training starts.
     if out.exists() and not out.is_dir():
         raise CodecError(f"--out {out}: is a file, not a run folder")
+    if ckpt_path.exists() and not args.resume:  # a second run would overwrite it and mix its log with this one's
+        raise CodecError(f"--out {out} already holds a run (last.pt): --resume goes on from it, "
+                         "or choose another --out")
     files = list_images(args.data)
     refuse_evaluation_images(files)
     train_files, holdout_files = split_holdout(files, t.get("holdout", 8))
@@ -346,7 +349,8 @@ def train(args: argparse.Namespace) -> int:
             model, [n for n, _ in model.named_parameters() if n.endswith(".quantiles")])
         net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
-    images, skipped = load_images(train_files, t["crop"], progress=ctx.is_main)
+    bars = ctx.is_main and getattr(args, "progress", False)  # bars on a terminal; a log gets a line per checkpoint
+    images, skipped = load_images(train_files, t["crop"], progress=bars)
     if skipped and ctx.is_main:
         print(f"skipped {len(skipped)} unreadable or small images: {', '.join(skipped[:5])}")
     holdout, _ = load_images(holdout_files, 64, progress=False) if ctx.is_main else ([], [])
@@ -370,9 +374,8 @@ def train(args: argparse.Namespace) -> int:
     log = csv.writer(log_file) if log_file else None
     if log and log_path.stat().st_size == 0:
         log.writerow(["step", "seconds", "loss", "bpp", "mse", "aux", "lr", "validation"])
-    bar = tqdm(total=t["steps"], initial=step, desc=f"train {config['architecture']}", unit="step",
-               disable=not ctx.is_main)
-    start = time.time()
+    bar = tqdm(total=t["steps"], initial=step, desc=f"train {config['architecture']}", unit="step", disable=not bars)
+    start, first_step = time.time(), step
     for x in loader:
         x = x.to(ctx.device, non_blocking=True)
         if args.channels_last:
@@ -422,6 +425,11 @@ def train(args: argparse.Namespace) -> int:
                 "architecture": config["architecture"], "model_config": config["model"], "step": step,
                 "model": model.state_dict(), "train_seconds": round(elapsed, 1)})
         if step % t["checkpoint_every"] == 0 or step == t["steps"] or out_of_time:
+            if not bars:
+                rate = (step - first_step) / max(time.time() - start, 1e-9)
+                left = (t["steps"] - step) / max(rate, 1e-9)
+                print(f"step {step}/{t['steps']}: {rate:.2f} steps/s, loss {result['loss'].item():.3f}, "
+                      f"bpp {result['bpp'].item():.3f}, about {left / 60:.0f} min left", flush=True)
             segment.update(end_step=step, seconds=round(time.time() - start, 1))
             save_checkpoint(ckpt_path, {
                 "history": history + [segment], "train_config": t, "data": str(args.data),
@@ -438,5 +446,7 @@ def train(args: argparse.Namespace) -> int:
     bar.close()
     if log_file:
         log_file.close()
+    if ctx.is_main:
+        print(f"checkpoint {ckpt_path} at step {step}; `codec export {ckpt_path} NAME.safetensors` writes its weights")
     ctx.close()
     return 0
