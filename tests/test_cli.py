@@ -278,3 +278,23 @@ def test_quick_commands_do_not_import_torch(tmp_path, tiny_weights, args):
               "print(sorted(m for m in ('torch', 'compressai', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_info_of_several_files_and_as_json(tmp_path, tiny_weights, capsys):
+    import json
+
+    from codec.cli import main
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(photo)
+    coded = tmp_path / "p.bin"
+    assert main(["encode", str(photo), str(coded), "--model", str(tiny_weights)]) == 0
+    capsys.readouterr()
+    assert main(["info", "--json", str(coded), str(tmp_path / "gone.bin"), str(coded)]) == 1
+    out, err = capsys.readouterr()
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first == second and first["bytes"] == coded.stat().st_size and (first["width"], first["height"]) == (56, 40)
+    assert sum(s["bytes"] for s in first["sections"]) + first["header_bytes"] == first["bytes"]
+    assert err.strip() == f"codec info: error: {tmp_path / 'gone.bin'}: no such file"
+    assert main(["info", str(coded), str(coded)]) == 0
+    assert capsys.readouterr().out.count("CRC-32") == 2

@@ -63,5 +63,7 @@ def decode_one(args: argparse.Namespace) -> int:
         image, seconds = timed(decode, data, device=args.device, model=args.model, progress=progress_wanted())
         write_output(args.output, lambda target: image.save(target, format=fmt))
         width, height, mode = image.width, image.height, image.mode
-    print(f"{args.output}: {width}x{height} {mode} ({seconds:.2f} s)", file=status_stream(args.output))
+    bpp = len(data) * 8 / (width * height)
+    print(f"{args.output}: {width}x{height} {mode} (from {len(data)} bytes, {bpp:.4f} bpp, {seconds:.2f} s)",
+          file=status_stream(args.output))
     return 0
