@@ -10,6 +10,7 @@ from codec.cli._common import (add_device, check_input, check_output, progress_w
                                status_stream, timed, write_output)
 from codec.encoding.effort import MAX_EFFORT, schedule_for
 from codec.errors import InputError
+from codec.zoo import DEFAULT_MODEL
 
 
 def register(subparsers) -> None:
@@ -27,9 +28,9 @@ def register(subparsers) -> None:
                    help="without -o: INPUT OUTPUT, the image to compress (or - for standard input) and the "
                         "bitstream file to write (written atomically; not an image extension; or -). "
                         "With -o: images, or folders of images")
-    p.add_argument("-m", "--model", default="walloc",
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL,
                    help="shipped model name (`codec models`), NAME@HASH for kept older weights, or a .safetensors "
-                        "weights file (default walloc)")
+                        f"weights file (default {DEFAULT_MODEL})")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, default=None,
                       help="rate/quality trade-off, 1 (fewest bits) to 6 for the shipped models, fractional allowed "

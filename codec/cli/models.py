@@ -15,7 +15,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codec.zoo import all_versions, shipped_models
+    from codec.zoo import DEFAULT_MODEL, all_versions, shipped_models
 
     entries = all_versions() if args.all else shipped_models()
     if not entries:
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             figures = "not measured"
         print(f"{entry.path.stem:<{width}} {f'{low:g}-{high:g}':<8} {entry.default_quality:<8g} {weights:<18} "
               f"{figures:<29} {entry.description}")
+    print(f"default: {DEFAULT_MODEL} (the fastest); choose another with --model NAME")
     print("quality: fractional values allowed; higher means more bits and better fidelity")
     print("BD-rate: Kodak, PSNR-RGB, real files; negative means fewer bits than the anchor (docs/evaluation.md)")
     return 0

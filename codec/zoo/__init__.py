@@ -51,6 +51,9 @@ class Family:
         return min(max(self.default_quality, low), high)
 
 
+#: The model the command line codes with when none is named: the fastest shipped one.
+DEFAULT_MODEL = "walloc"
+
 #: Architecture name -> family facts (the classes live in :mod:`codec.models`).
 FAMILIES = {
     "walloc": Family("wavelet packet (CDF 9/7) + (nearly) linear encoder + hyperprior + residual decoder", 3.0),
@@ -238,5 +241,5 @@ def load_model(entry: ModelEntry, device: str = "cpu"):
         return _loaded[key]
 
 
-__all__ = ["FAMILIES", "Family", "MEASURED_FILE", "ModelEntry", "WEIGHTS_DIR", "all_versions", "describe", "entry_for",
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "Family", "MEASURED_FILE", "ModelEntry", "WEIGHTS_DIR", "all_versions", "describe", "entry_for",
            "check_quality", "find_version", "load_model", "model_entry", "model_name", "read_metadata", "shipped_models"]
