@@ -66,8 +66,8 @@ def test_resume_is_exact(setup):
     assert log[0].startswith("step,") and log[-1].startswith("6,")
 
 
-def test_export_writes_loadable_weights(setup):
-    root, _, _ = setup
+def test_export_writes_loadable_weights(trained):
+    root, _, _ = trained
     weights = root / "tiny.safetensors"
     result = _train("export", str(root / "a" / "last.pt"), str(weights))
     assert result.returncode == 0, result.stderr
@@ -324,3 +324,25 @@ def test_a_log_gets_a_line_per_checkpoint_and_no_bar_frames(setup, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "step 3/3: " in result.stdout and f"checkpoint {tmp_path / 'run' / 'last.pt'} at step 3" in result.stdout
     assert "step/s]" not in result.stderr and "img/s]" not in result.stderr  # tqdm frames
+
+
+def test_export_stores_float16_parameters_unless_asked_for_float32(trained, tmp_path):
+    from safetensors import safe_open
+
+    from codec.models.weights import load_weights
+
+    root, _, _ = trained
+    half, full = tmp_path / "half.safetensors", tmp_path / "full.safetensors"
+    assert _train("export", str(root / "a" / "last.pt"), str(half)).returncode == 0
+    assert _train("export", str(root / "a" / "last.pt"), str(full), "--float32").returncode == 0
+    model = load_weights(half)
+    with safe_open(str(half), "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    parameters = {name for name, _ in model.named_parameters()}
+    assert {dtypes[k] for k in parameters} == {"F16"} and "F32" in {dtypes[k] for k in dtypes if k not in parameters}
+    reference = load_weights(full)
+    for (name, a), (_, b) in zip(model.named_parameters(), reference.named_parameters()):
+        assert torch.equal(a, b.half().float()), name  # the stored values are the rounded float32 ones
+    saved = full.stat().st_size - half.stat().st_size  # two bytes a parameter, the tables unchanged
+    assert abs(saved - 2 * sum(p.numel() for p in model.parameters())) < 1024
+    assert "parameters stored as float16" in half.with_suffix(".md").read_text()

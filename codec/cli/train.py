@@ -44,6 +44,9 @@ def register(subparsers) -> None:
                    help="with --if-better, compare with these weights instead (e.g. a new family against the "
                         "model it extends); written only if the checkpoint beats them")
     p.add_argument("--data", default=None, help="training data folder (default: the one the checkpoint names)")
+    p.add_argument("--float32", action="store_true",
+                   help="store the parameters in float32 (default: rounded to float16, half the file; the "
+                        "held-out comparison is of the rounded ones)")
     p.set_defaults(func=run_export)
 
 
@@ -72,6 +75,6 @@ def run_export(args: argparse.Namespace) -> int:
     for output in (weights, weights.with_suffix(".md")):  # never over the checkpoint being read
         check_output(str(output), [args.checkpoint], "bitstream_any")
     written, account = export(args.checkpoint, args.weights, if_better=args.if_better, data=args.data,
-                              against=args.against)
+                              against=args.against, half=not args.float32)
     print(account)
     return 0 if written or args.if_better else 1

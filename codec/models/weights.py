@@ -52,10 +52,29 @@ def build_model(architecture: str, config: dict) -> VariableRateModel:
         raise InputError(f"bad {architecture} config: {err}") from None
 
 
-def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture: str, config: dict, extra: dict | None = None) -> str:
-    """Update the CDF tables and write the weights atomically; returns the file's SHA-256."""
+def round_parameters_to_half(model: VariableRateModel) -> None:
+    """Round every parameter to the nearest float16 value, in place (kept as float32), so that
+    :func:`save_weights` with ``half`` stores exactly this model; InputError if one overflows.
+    The buffers (CDF tables, the scale table) are left alone."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            rounded = parameter.to(torch.float16)
+            if not bool(torch.isfinite(rounded).all()):
+                raise InputError(f"parameter {name} does not fit float16 (|value| > 65504): export it with --float32")
+            parameter.copy_(rounded.to(parameter.dtype))
+
+
+def save_weights(model: VariableRateModel, path: str | os.PathLike, architecture: str, config: dict,
+                 extra: dict | None = None, half: bool = False) -> str:
+    """Update the CDF tables and write the weights atomically; returns the file's SHA-256.
+
+    ``half``: store the parameters as float16 (half the file; call :func:`round_parameters_to_half`
+    first, so that the tables are built for the stored values). Loading casts them back to float32."""
     model.update(force=True)
+    parameters = {name for name, _ in model.named_parameters()}
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.to(torch.float16) if k in parameters and v.is_floating_point() else v for k, v in state.items()}
     metadata = {"architecture": architecture, "config": json.dumps(config, sort_keys=True)}
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
     return write_safetensors(state, path, metadata)

@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 
 from codec.errors import InputError
-from codec.models.weights import build_model, first_non_finite, load_weights, save_weights
+from codec.models.weights import build_model, first_non_finite, load_weights, round_parameters_to_half, save_weights
 from codec.training.trainer import read_checkpoint
 
 
-def write_model_card(path: Path, state: dict, digest: str, selection: str = "") -> None:
+def write_model_card(path: Path, state: dict, digest: str, selection: str = "", half: bool = False) -> None:
     """A Markdown model card beside the weights: what, how trained, on what, how long."""
     history = state.get("history", [])
     t = state.get("train_config", {})
@@ -25,7 +25,7 @@ def write_model_card(path: Path, state: dict, digest: str, selection: str = "") 
     lines = [
         f"# Model card: {path.stem}", "",
         f"- Architecture: `{state['architecture']}` with config `{json.dumps(state['model_config'], sort_keys=True)}`",
-        f"- Weights: `{path.name}`, SHA-256 `{digest}`",
+        f"- Weights: `{path.name}`, SHA-256 `{digest}`" + (" (parameters stored as float16)" if half else ""),
         f"- Training data: `{state.get('data', '?')}` (random {t.get('crop', '?')}px crops with flips; "
         f"{t.get('holdout', '?')} images held out for validation; never Kodak)",
         f"- Objective: lambda(q) * 255^2 * MSE + bpp, q uniform over the quality range; Adam "
@@ -58,11 +58,14 @@ def holdout_images(state: dict, data: str | None = None) -> list:
 
 
 def export(checkpoint: str, weights: str, if_better: bool = False, data: str | None = None,
-           against: str | None = None) -> tuple[bool, str]:
+           against: str | None = None, half: bool = True) -> tuple[bool, str]:
     """Write ``weights`` from ``checkpoint``; returns (written, a one-line account).
 
     ``if_better``: only if the checkpoint beats, on the run's held-out images, the weights
-    already at ``weights`` (or ``against``, e.g. the model a new family extends)."""
+    already at ``weights`` (or ``against``, e.g. the model a new family extends). ``half``:
+    the parameters are rounded to float16 first, and the comparison is of those, so what is
+    selected is what is stored (half the file; on `walloc` the rounding moved the held-out
+    BD-rate by 0.01 %, docs/training.md)."""
     from codec.training.selection import SELECTION_QUALITIES, code_images, curve_bd_rate
     from codec.fileio import file_sha256
 
@@ -76,6 +79,8 @@ def export(checkpoint: str, weights: str, if_better: bool = False, data: str | N
     broken = first_non_finite(model.state_dict())
     if broken is not None:
         raise InputError(f"{checkpoint}: tensor {broken} holds NaN or infinite values (a diverged run?)")
+    if half:
+        round_parameters_to_half(model)
     model.eval()
     target = Path(weights)
     reference = Path(against) if against else target
@@ -101,8 +106,8 @@ def export(checkpoint: str, weights: str, if_better: bool = False, data: str | N
         if target.with_suffix(".md").exists():
             shutil.copy2(target.with_suffix(".md"), keep.with_suffix(".md"))
     digest = save_weights(model, target, state["architecture"], state["model_config"],
-                          {"step": state["step"], "history": json.dumps(state.get("history", []))})
-    write_model_card(target, state, digest, selection)
+                          {"step": state["step"], "history": json.dumps(state.get("history", []))}, half=half)
+    write_model_card(target, state, digest, selection, half)
     return True, f"wrote {target} and its model card (step {state['step']}, sha256 {digest[:16]}...)" + \
         (f"; {selection}" if selection else "")
 
