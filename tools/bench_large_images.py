@@ -69,7 +69,8 @@ def main() -> None:
                     Path(f"{stem}{suffix}").unlink(missing_ok=True)
                 enc_s, enc_rss = timed_run([*codec, "encode", str(image), f"{stem}.bin", "--model", args.model,
                                             "--quality", args.quality, *options])
-                dec_s, dec_rss = timed_run([*codec, "decode", f"{stem}.bin", f"{stem}.png", *options])
+                weights = ["--model", args.model] if args.model.endswith(".safetensors") else []  # not shipped
+                dec_s, dec_rss = timed_run([*codec, "decode", f"{stem}.bin", f"{stem}.png", *weights, *options])
                 outputs.append(stem)
                 for suffix in (".bin", ".png"):
                     if not filecmp.cmp(f"{outputs[0]}{suffix}", f"{stem}{suffix}", shallow=False):

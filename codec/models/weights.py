@@ -117,7 +117,7 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateMo
     target = check_device(device)
     entry = describe(path)
     _check_config_integers(path, entry.config)
-    if Path(path).resolve().parent != WEIGHTS_DIR.resolve():  # the package's own weights are trusted
+    if Path(path).resolve().parent != WEIGHTS_DIR.resolve() and not _within_zoo_sizes(entry.config):
         _check_tensor_shapes(path, entry.architecture, entry.config)
     try:
         model = build_model(entry.architecture, entry.config)
@@ -147,13 +147,28 @@ def _check_config_integers(path: str | os.PathLike, config: dict) -> None:
             raise InputError(f"{path}: config {key} = {value} is outside 0..{MAX_CONFIG_INTEGER}")
 
 
+def _within_zoo_sizes(config: dict) -> bool:
+    """Whether every integer of ``config`` is a setting some weights of the zoo have, and no
+    larger: such a model is no larger than the zoo's largest, so building it for real before
+    the tensors are compared costs little. Weights trained from the repository's configs pass."""
+    from codec.zoo import all_versions
+
+    largest: dict[str, int] = {}
+    for entry in all_versions():
+        for key, value in entry.config.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                largest[key] = max(largest.get(key, 0), value)
+    return all(key in largest and value <= largest[key] for key, value in config.items()
+               if isinstance(value, int) and not isinstance(value, bool))
+
+
 def _check_tensor_shapes(path: str | os.PathLike, architecture: str, config: dict) -> None:
     """InputError unless the file holds exactly the tensors (names, shapes) the config builds.
 
     The model is built on the ``meta`` device, so nothing is allocated before the file is known
     to hold every weight the config asks for (a forged config could ask for terabytes). That
-    costs about a second once per process (torch imports its meta kernels), so the weights
-    shipped in the package skip it. The entropy models' table buffers are sized by
+    costs about a second and 0.15 GB once per process (torch imports its meta kernels), so
+    the weights shipped in the package, and configs within the zoo's sizes, skip it. The entropy models' table buffers are sized by
     the file (compressai's layout), so only their presence is checked. An architecture that
     cannot be built on ``meta`` (compressai's GDN makes a CPU buffer) is left to
     ``load_state_dict``; its config integers are bounded all the same.
