@@ -172,9 +172,9 @@ def _from_array(array: np.ndarray) -> LoadedImage:
 
 def _open(file: Any, label: str, check_size: SizeCheck | None) -> LoadedImage:
     try:
-        with _pillow_pixel_limit(check_size is not None):  # the caller's limit replaces Pillow's guess
-            image = Image.open(file)  # where Pillow checks the size; the pixels are decoded below
-        with image:
+        # The caller's limit replaces Pillow's guess, while the pixels are decoded too (TIFF checks
+        # the size again when it loads).
+        with _pillow_pixel_limit(check_size is not None), Image.open(file) as image:
             if check_size is not None:
                 check_size(*image.size)  # from the header: before any pixel is decoded
             if image.mode in ("RGB", "RGBA") and any(";16" in str(tile[3]) for tile in image.tile):
@@ -196,8 +196,8 @@ def _open(file: Any, label: str, check_size: SizeCheck | None) -> LoadedImage:
 @contextmanager
 def _pillow_pixel_limit(lifted: bool):
     """Lift Pillow's decompression-bomb limit inside (when the caller checks sizes itself): no
-    error and no warning (Pillow checks nothing when the limit is None). Held only around
-    ``Image.open``, so concurrent loads wait for each other's header, not their pixels."""
+    error and no warning, since Pillow checks nothing when the limit is None (so no warnings
+    filter is needed, which would not be thread-safe)."""
     if not lifted:
         yield
         return

@@ -140,10 +140,15 @@ def load_weights(path: str | os.PathLike, device: str = "cpu") -> VariableRateMo
     return model.eval().to(target)
 
 
+def _config_integers(config: dict) -> dict[str, int]:
+    """The integer settings of a config (widths, block counts, levels; not its flags)."""
+    return {key: value for key, value in config.items() if isinstance(value, int) and not isinstance(value, bool)}
+
+
 def _check_config_integers(path: str | os.PathLike, config: dict) -> None:
     """InputError if a config integer is negative or above :data:`MAX_CONFIG_INTEGER`."""
-    for key, value in config.items():
-        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_CONFIG_INTEGER:
+    for key, value in _config_integers(config).items():
+        if not 0 <= value <= MAX_CONFIG_INTEGER:
             raise InputError(f"{path}: config {key} = {value} is outside 0..{MAX_CONFIG_INTEGER}")
 
 
@@ -155,11 +160,9 @@ def _within_zoo_sizes(config: dict) -> bool:
 
     largest: dict[str, int] = {}
     for entry in all_versions():
-        for key, value in entry.config.items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                largest[key] = max(largest.get(key, 0), value)
-    return all(key in largest and value <= largest[key] for key, value in config.items()
-               if isinstance(value, int) and not isinstance(value, bool))
+        for key, value in _config_integers(entry.config).items():
+            largest[key] = max(largest.get(key, 0), value)
+    return all(key in largest and value <= largest[key] for key, value in _config_integers(config).items())
 
 
 def _check_tensor_shapes(path: str | os.PathLike, architecture: str, config: dict) -> None:
