@@ -1,4 +1,14 @@
 """Exception types raised by the codec; the CLI turns them into one-line messages."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters: a user's value is
+    echoed, never a 400-digit number or a whole file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class CodecError(Exception):

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("-m", "--model", default=None, help="weights file, for files coded with weights that do not ship")
     add_device(p)
     add_batch_options(p, "decode")
-    p.set_defaults(func=run, parser=p)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

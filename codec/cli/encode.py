@@ -50,7 +50,7 @@ def register(subparsers) -> None:
                         "a smaller file for the same quality at more encoding time (see docs/effort.md)")
     add_device(p)
     add_batch_options(p, "encode")
-    p.set_defaults(func=run, parser=p)
+    p.set_defaults(func=run)
 
 
 def target_value(kind: str):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codec.errors import InputError, TargetWarning
+from codec.errors import InputError, TargetWarning, shown
 
 #: Encodes one search may spend: the two ends of the range, then bisection steps.
 MAX_ENCODES = 8
@@ -62,7 +62,7 @@ def parse_size(text: str) -> int:
     scale = {"": 1, "k": 1024, "m": 1024**2}[found.group(2).lower()]
     amount = float(found.group(1)) * scale
     if not amount < 2**63:
-        raise InputError(f"size {text if len(str(text)) <= 40 else str(text)[:37] + '...'!r} is too large")
+        raise InputError(f"size {shown(text)} is too large")
     count = int(amount)
     if count < 1:
         raise InputError(f"size {text!r} is less than one byte: give a byte count like 20000, 50k or 1.5M")
@@ -78,8 +78,7 @@ def make_target(kind: str, value: Any, best_effort: bool = False) -> Target:
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise InputError(f"{kind} target must be a number, got {shown}") from None
+        raise InputError(f"{kind} target must be a number, got {shown(value)}") from None
     return Target(kind, number, best_effort)
 
 

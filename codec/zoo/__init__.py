@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codec.errors import InputError
+from codec.errors import InputError, shown
 from codec.fileio import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -209,12 +209,11 @@ def check_quality(quality: Any, quality_range: tuple[float, float], name: str) -
     a bool, a number out of range or too large for a float, NaN)."""
     low, high = quality_range
     if isinstance(quality, (bool, str, bytes)):
-        raise InputError(f"quality must be a number, got {quality!r}")
+        raise InputError(f"quality must be a number, got {shown(quality)}")
     try:
         value = float(quality)
     except (TypeError, ValueError, OverflowError):
-        shown = repr(quality) if len(repr(quality)) <= 40 else repr(quality)[:37] + "..."
-        raise InputError(f"quality must be a number, got {shown}") from None
+        raise InputError(f"quality must be a number, got {shown(quality)}") from None
     if not low <= value <= high:
         raise InputError(f"quality {value:.10g} outside the range {low:g}..{high:g} of model {name!r}")
     return value
